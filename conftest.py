@@ -1,0 +1,3 @@
+"""Thin on purpose: the machinery lives in fixtures/."""
+
+pytest_plugins = ["fixtures.plugin"]

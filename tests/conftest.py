@@ -1,0 +1,138 @@
+"""What the suite's own tests stand on: real PostgreSQL servers and real runs of the suite.
+
+Every database test runs on the embedded server, and also on the machine's server when
+TEST_DATABASE_URL names one (for example postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from fixtures import reference
+from fixtures.embedded import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Server:
+    """A PostgreSQL server on which tests create and drop their own databases."""
+
+    def __init__(self, label: str, admin_url: str) -> None:
+        self.label = label
+        self.admin_url = admin_url
+        self.prefix = f"pdtest_{uuid.uuid4().hex[:6]}_"
+        self.created: list[str] = []
+
+    def url(self, database: str) -> str:
+        parts = urlsplit(self.admin_url)
+        return urlunsplit(parts._replace(path=f"/{database}"))
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        full = self.prefix + name
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(full))
+            if template:
+                statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(self.prefix + template))
+            conn.execute(statement)
+        self.created.append(full)
+        return self.url(full)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in reversed(self.created):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def embedded() -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres()
+    yield server
+    server.stop()
+
+
+def _server_params() -> list:
+    local = pytest.param(
+        "local",
+        marks=pytest.mark.skipif(
+            not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
+        ),
+    )
+    return ["embedded", local]
+
+
+@pytest.fixture(scope="session", params=_server_params())
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Each real server in turn, with a healthy reference deployment loaded as a template."""
+    if request.param == "embedded":
+        base = request.getfixturevalue("embedded").url()
+    else:
+        base = os.environ["TEST_DATABASE_URL"]
+    srv = Server(request.param, base)
+    reference.load(srv.create_database("healthy"), scale=500)
+    yield srv
+    srv.drop_all()
+
+
+@pytest.fixture
+def healthy_url(server: Server, request: pytest.FixtureRequest) -> str:
+    """A fresh copy of the healthy reference deployment, for one test to change."""
+    return server.create_database(f"t{uuid.uuid4().hex[:8]}", template="healthy")
+
+
+@dataclass
+class Run:
+    exit_code: int
+    output: str
+    report_dir: Path
+
+    @property
+    def folder(self) -> Path:
+        folders = sorted(p for p in self.report_dir.iterdir() if p.is_dir())
+        assert len(folders) == 1, f"expected one report folder, found {folders}\n{self.output}"
+        return folders[0]
+
+    @property
+    def signoff(self) -> dict:
+        return json.loads((self.folder / "sign-off.json").read_text())
+
+    def outcomes(self, outcome: str) -> set[str]:
+        return {c["name"] for c in self.signoff["criteria"] if c["outcome"] == outcome}
+
+
+@pytest.fixture
+def run_suite(tmp_path: Path):
+    """Run the suite as a user would, in a child process, and read what it wrote."""
+
+    def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None, database_url: str | None = None) -> Run:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID"))}
+        if database_url:
+            environ["DATABASE_URL"] = database_url
+            environ["DEFAULT_ORG_ID"] = reference.DEFAULT_ORG_ID
+        environ.update(env or {})
+        reports = tmp_path / "reports"
+        reports.mkdir(exist_ok=True)
+        # From a scratch folder, so a developer's .env or postdeploy.toml cannot leak in.
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+             "-p", "no:cacheprovider", "--report-dir", str(reports), criteria, *args],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        return Run(done.returncode, done.stdout + done.stderr, reports)
+
+    return run

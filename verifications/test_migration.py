@@ -1,0 +1,151 @@
+"""Deployment steps 2 and 3: the organization and balance migrations landed completely."""
+
+import pytest
+
+pytestmark = [pytest.mark.post_deploy, pytest.mark.migration]
+
+BALANCE_EVENTS = {"INSERT", "UPDATE", "DELETE"}
+
+
+def test_no_failed_migration(prisma_history, settings, signoff):
+    """All migrations completed successfully: no failed Prisma migration."""
+    history = signoff.require(prisma_history, f"table {settings.migration.table}")
+    failed = [m for m in history if m.failed]
+    signoff.check(
+        not failed,
+        wanted="every migration finished or rolled back",
+        observed=f"{len(failed)} failed of {len(history)} recorded",
+        evidence=[
+            {"migration": m.migration_name, "started": m.started_at, "log": m.first_log_lines()}
+            for m in failed
+        ],
+    )
+
+
+def test_required_migrations_applied(prisma_history, settings, signoff):
+    """All migrations completed successfully: every required Prisma migration is applied."""
+    history = signoff.require(prisma_history, f"table {settings.migration.table}")
+    required = settings.migration.required
+    missing = [name for name in required if not any(m.applied and m.matches(name) for m in history)]
+    signoff.check(
+        not missing,
+        wanted=f"applied: {', '.join(required)}",
+        observed=f"missing: {', '.join(missing)}" if missing else f"all {len(required)} applied",
+        evidence=[
+            {
+                "required": name,
+                "recorded as": ", ".join(
+                    f"{m.migration_name} (finished {m.finished_at}, rolled back {m.rolled_back_at})"
+                    for m in history
+                    if m.matches(name)
+                )
+                or "no row",
+            }
+            for name in missing
+        ],
+    )
+
+
+def test_organizations_table(tenancy, target, settings, signoff):
+    """Verify organizations table created, with a primary key; DEFAULT_ORG_ID names an organization."""
+    table = signoff.require(tenancy.organizations, f"table {settings.tenancy.organizations_table}")
+    key = tenancy.organizations_key
+    default = target.default_org_id
+    default_found = tenancy.has_organization(default) if default and len(key) == 1 else None
+    signoff.check(
+        len(key) == 1 and default_found is not False,
+        wanted="a single-column primary key" + (f"; organization {default} exists" if default else ""),
+        observed=f"{table} primary key ({', '.join(key) or 'none'})"
+        + ("" if default is None else f"; DEFAULT_ORG_ID {default} {'found' if default_found else 'NOT found'}"),
+    )
+
+
+def test_tenant_columns_not_null(tenancy, signoff):
+    """Verify orgId columns added: every tenant-scoped table has a NOT NULL tenant column."""
+    gaps = tenancy.missing_or_nullable()
+    signoff.check(
+        not gaps,
+        wanted=f'"{tenancy.column_name}" NOT NULL on {len(tenancy.tables)} tenant-scoped tables',
+        observed=f"{len(gaps)} tables fall short" if gaps else f"all {len(tenancy.tables)} NOT NULL",
+        evidence=gaps,
+    )
+
+
+def test_tenant_backfill_complete(tenancy, signoff):
+    """Verify data backfilled: no row without a tenant value in any tenant-scoped table."""
+    nulls = tenancy.null_tenant_rows()
+    signoff.check(
+        not nulls,
+        wanted=f'0 rows with a null "{tenancy.column_name}"',
+        observed=f"{sum(n.rows for n in nulls)} rows in {len(nulls)} tables" if nulls else "0 rows",
+        evidence=nulls,
+    )
+
+
+def test_tenant_foreign_keys_validated(tenancy, settings, signoff):
+    """Verify foreign keys created: every tenant column references the organizations table, validated."""
+    gaps = tenancy.foreign_key_gaps()
+    signoff.check(
+        not gaps,
+        wanted=f"a validated foreign key to {settings.tenancy.organizations_table} on every tenant column",
+        observed=f"{len(gaps)} missing or NOT VALID" if gaps else f"{len(tenancy.tables)} validated",
+        evidence=gaps,
+    )
+
+
+def test_tenant_columns_indexed(tenancy, signoff):
+    """Verify foreign keys created: every tenant column leads an index, for scoped queries."""
+    gaps = tenancy.index_gaps()
+    signoff.check(
+        not gaps,
+        wanted=f'a valid index led by "{tenancy.column_name}" on every tenant-scoped table',
+        observed=f"{len(gaps)} tables without one" if gaps else f"{len(tenancy.tables)} indexed",
+        evidence=gaps,
+    )
+
+
+def test_no_invalid_index_or_unvalidated_constraint(catalog, signoff):
+    """Monitor for errors: no invalid index and no unvalidated constraint left by a migration."""
+    broken = catalog.broken_objects()
+    signoff.check(
+        not broken,
+        wanted=f"0 invalid indexes and 0 NOT VALID constraints in schemas {', '.join(catalog.schemas)}",
+        observed=f"{len(broken)} found" if broken else "none found",
+        evidence=broken,
+    )
+
+
+def test_balance_table_and_trigger(catalog, settings, signoff):
+    """Verify trigger created: the balance trigger is enabled on the ledger for insert, update and delete."""
+    balance = settings.balance
+    signoff.require(catalog.table(balance.table), f"balance table {balance.table}")
+    ledger = signoff.require(catalog.table(balance.ledger), f"ledger table {balance.ledger}")
+    triggers = catalog.triggers(ledger)
+    trigger = next((t for t in triggers if t.name == balance.trigger), None)
+    problems = []
+    if trigger is None:
+        problems.append("not found")
+    else:
+        if not trigger.enabled:
+            problems.append("disabled")
+        if not trigger.row_level:
+            problems.append("statement-level, not FOR EACH ROW")
+        if missing := BALANCE_EVENTS - trigger.events:
+            problems.append(f"does not fire on {', '.join(sorted(missing))}")
+        if trigger.function != balance.function:
+            problems.append(f"calls {trigger.function}(), not {balance.function}()")
+    signoff.check(
+        not problems,
+        wanted=f"{balance.trigger} on {ledger}: enabled, row-level, INSERT/UPDATE/DELETE, calls {balance.function}()",
+        observed=f"{balance.trigger}: {'; '.join(problems)}" if problems else f"{balance.trigger}: as wanted",
+        evidence=[
+            {
+                "trigger": t.name,
+                "enabled": t.enabled,
+                "events": "/".join(sorted(t.events)),
+                "timing": t.timing,
+                "function": t.function,
+            }
+            for t in triggers
+        ],
+    )
