@@ -73,6 +73,7 @@ def test_tenant_columns_not_null(tenancy, signoff):
 
 def test_tenant_backfill_complete(tenancy, signoff):
     """Verify data backfilled: no row without a tenant value in any tenant-scoped table."""
+    signoff.precondition(tenancy.unreadable(), wanted="every tenant-scoped table with its tenant column")
     nulls = tenancy.null_tenant_rows()
     signoff.check(
         not nulls,

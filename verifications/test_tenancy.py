@@ -7,6 +7,7 @@ pytestmark = [pytest.mark.post_deploy, pytest.mark.tenancy]
 
 def test_no_orphan_tenant_values(tenancy, settings, signoff):
     """Tenant isolation verified: every tenant value names an existing organization."""
+    signoff.precondition(tenancy.unreadable(), wanted="every tenant-scoped table with its tenant column")
     orphans = tenancy.orphan_tenants()
     signoff.check(
         not orphans,
@@ -18,6 +19,7 @@ def test_no_orphan_tenant_values(tenancy, settings, signoff):
 
 def test_tenant_consistent_along_foreign_keys(tenancy, signoff):
     """Tenant isolation verified: no row refers to, or joins, rows of another tenant."""
+    signoff.precondition(tenancy.unreadable(), wanted="every tenant-scoped table with its tenant column")
     links = tenancy.tenant_foreign_keys()
     mismatches = tenancy.cross_tenant_rows()
     by_table = {m.table: m.rows for m in mismatches}

@@ -1,0 +1,80 @@
+"""The configuration file is validated whole, with one error naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures.redact import redact, redact_url, remember_secret
+from fixtures.settings import ConfigError, Settings, load_settings
+from fixtures.targets import env_target, read_dotenv
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "postdeploy.toml"
+    path.write_text(text)
+    return path
+
+
+def test_no_file_means_the_reference_defaults(tmp_path):
+    assert load_settings(tmp_path / "postdeploy.toml", explicit=False) == Settings()
+
+
+def test_explicit_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", explicit=True)
+
+
+def test_values_are_read_and_typed(tmp_path):
+    settings = load_settings(
+        write(tmp_path, '[tenancy]\ntables = "*"\ntenant_column = "tenant_id"\n[signoff]\nallow_writes = true\n'),
+        explicit=True,
+    )
+    assert settings.tenancy.tables == "*"
+    assert settings.tenancy.tenant_column == "tenant_id"
+    assert settings.signoff.allow_writes is True
+    assert settings.migration == Settings().migration
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tenancy]\ntabels = []\n", "unknown key 'tenancy.tabels'"),
+        ("[tenant]\n", "unknown key 'tenant'"),
+        ("[tenancy]\ntables = 3\n", "tenancy.tables must be a list of strings or a string"),
+        ('[tenancy]\ntables = "all"\n', 'tenancy.tables must be a list of table names or "*"'),
+        ("[database]\nlock_timeout_ms = true\n", "database.lock_timeout_ms must be an integer"),
+        ('[signoff]\nrequired_areas = ["migrations"]\n', "unknown area(s) ['migrations']"),
+        ("tenancy = 1\n", "tenancy must be a table"),
+        ("[tenancy\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), explicit=True)
+    assert message in str(err.value)
+
+
+def test_dotenv_is_parsed_and_bad_lines_are_named(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("# comment\nexport DATABASE_URL='postgresql://a:b@h/d'\n\nDEFAULT_ORG_ID=org_x\n")
+    assert read_dotenv(env) == {"DATABASE_URL": "postgresql://a:b@h/d", "DEFAULT_ORG_ID": "org_x"}
+    env.write_text("DATABASE_URL\n")
+    with pytest.raises(ConfigError, match=r"\.env:1: expected KEY=VALUE"):
+        read_dotenv(env)
+
+
+def test_env_target_needs_a_postgres_url():
+    with pytest.raises(ConfigError, match="DATABASE_URL is not set.*--target demo"):
+        env_target({}, allow_writes=False)
+    with pytest.raises(ConfigError, match="must be a postgresql:// URL"):
+        env_target({"DATABASE_URL": "mysql://u:p@h/d"}, allow_writes=False)
+
+
+def test_redaction_masks_passwords_tokens_and_remembered_secrets():
+    remember_secret("tok-123456789")
+    text = redact("postgresql://app:hunter22@db:5432/x Authorization: Bearer abcdefghijkl tok-123456789 password=pw1")
+    assert "hunter22" not in text and "abcdefghijkl" not in text and "tok-123456789" not in text
+    assert "pw1" not in text
+    assert redact_url("postgresql://app:hunter22@db:5432/x?sslpassword=z") == "postgresql://app:***@db:5432/x"

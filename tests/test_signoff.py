@@ -1,0 +1,103 @@
+"""Whole runs of the suite against the reference deployment: healthy, faulty, empty."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import psycopg
+import pytest
+
+from fixtures.reference import FAULTS, apply_fault
+
+CRITERIA = 11
+
+
+def test_healthy_deployment_is_go(server, healthy_url, run_suite):
+    run = run_suite("-m", "post_deploy", database_url=healthy_url)
+    assert run.exit_code == 0, run.output
+    assert run.output.rstrip().splitlines()[-1] == f"SIGN-OFF: GO - {CRITERIA} passed"
+    signoff = run.signoff
+    assert signoff["verdict"] == "GO"
+    assert len(run.outcomes("passed")) == CRITERIA
+    # Passing criteria record what they saw, not just a green dot.
+    assert all(c["wanted"] and c["observed"] for c in signoff["criteria"])
+    html = (run.folder / "sign-off.html").read_text()
+    assert "SIGN-OFF: GO" in html and signoff["server_version"] in html
+    assert "<script src=" not in html  # self-contained
+    cases = ET.parse(run.folder / "junit.xml").getroot().iter("testcase")
+    assert sum(1 for _ in cases) == CRITERIA
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS), ids=str)
+def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite):
+    spec = FAULTS[fault]
+    apply_fault(healthy_url, fault)
+    run = run_suite("-m", "post_deploy", database_url=healthy_url, env=spec.env)
+    assert run.exit_code == 1, run.output
+    assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: NO-GO - ")
+    assert run.signoff["verdict"] == "NO-GO"
+    assert run.outcomes("failed") == set(spec.criteria), run.output
+    assert not run.outcomes("error"), run.output
+    for criterion in run.signoff["criteria"]:
+        if criterion["outcome"] == "failed":
+            assert ": FAILED (wanted " in criterion["message"]
+            assert criterion["observed"]
+    assert "Traceback" not in run.output
+
+
+def test_failures_carry_evidence_rows(server, healthy_url, run_suite):
+    apply_fault(healthy_url, "ledger_tenant_mismatch")
+    run = run_suite("-m", "tenancy", database_url=healthy_url)
+    failed = [c for c in run.signoff["criteria"] if c["outcome"] == "failed"]
+    assert [c["name"] for c in failed] == ["test_tenant_consistent_along_foreign_keys"]
+    rows = failed[0]["evidence"]
+    assert rows and rows[0]["table"] == "StockMovement"
+    html = (run.folder / "sign-off.html").read_text()
+    assert "class=&#39;evidence&#39;" in html and rows[0]["row"] in html
+
+
+def test_empty_database_is_no_go_with_readable_failures(server, run_suite):
+    url = server.create_database("empty")
+    run = run_suite("-m", "post_deploy", database_url=url)
+    assert run.exit_code == 1, run.output
+    assert run.signoff["verdict"] == "NO-GO"
+    assert not run.outcomes("error"), run.output
+    # Only the check for broken objects can pass: an empty schema has none.
+    assert run.outcomes("passed") == {"test_no_invalid_index_or_unvalidated_constraint"}
+    assert "table _prisma_migrations not found" in run.output
+    assert "Traceback" not in run.output
+
+
+def test_marker_selection_runs_one_area(server, healthy_url, run_suite):
+    run = run_suite("-m", "post_deploy and tenancy", database_url=healthy_url)
+    assert run.exit_code == 0, run.output
+    assert {c["area"] for c in run.signoff["criteria"]} == {"tenancy"}
+
+
+def test_sessions_are_read_only(server, healthy_url):
+    from fixtures.db import connect
+    from fixtures.settings import DatabaseSettings
+
+    with connect(healthy_url, DatabaseSettings()) as conn:
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('default_transaction_read_only', 'statement_timeout', 'lock_timeout',"
+                " 'idle_in_transaction_session_timeout', 'application_name')"
+            ).fetchall()
+        )
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute('DELETE FROM "Organization"')
+    assert settings["default_transaction_read_only"] == "on"
+    assert settings["application_name"] == "postdeploy"
+    assert all(int(settings[k]) > 0 for k in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"))
+
+
+def test_json_and_html_tell_the_same_verdict(server, healthy_url, run_suite):
+    apply_fault(healthy_url, "missing_trigger")
+    run = run_suite("-m", "post_deploy", "--release", "v2.4.0", "--ticket", "CHG-1234", database_url=healthy_url)
+    html = (run.folder / "sign-off.html").read_text()
+    assert "SIGN-OFF: NO-GO" in html
+    assert "v2.4.0" in html and "CHG-1234" in html
+    assert json.loads((run.folder / "sign-off.json").read_text())["release"] == "v2.4.0"
