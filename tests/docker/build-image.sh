@@ -38,7 +38,7 @@ WAIT_S="${POSTDEPLOY_DOCKERD_WAIT_S:-60}"
 SUITE="bookworm"
 ENTRYPOINT_SRC="$SCRIPT_DIR/docker-entrypoint.sh"
 # Bump when the rootfs recipe below changes, to invalidate the cached tarball.
-ROOTFS_RECIPE="1"
+ROOTFS_RECIPE="2"
 ROOTFS_TAR="$CACHE_DIR/rootfs-$SUITE-minbase-postgresql-r$ROOTFS_RECIPE.tar"
 SMOKE_TEST=0
 
@@ -95,7 +95,8 @@ try_dockerd() {
 		echo "=== $(date -u +%FT%TZ) dockerd $*"
 	} >>"$DOCKERD_LOG"
 	# setsid + nohup: the daemon must outlive this script (CI runs pytest next).
-	setsid nohup dockerd "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
+	# 9>&-: the daemon must not inherit (and hold forever) the build lock.
+	setsid nohup dockerd "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 9>&- &
 	pid=$!
 	echo "$pid" >"$DOCKERD_PIDFILE"
 	while [ "$SECONDS" -lt "$deadline" ]; do
@@ -137,26 +138,28 @@ start_engine() {
 	local -a attempts=()
 	[ -n "${POSTDEPLOY_DOCKERD_FLAGS:-}" ] && attempts+=("$POSTDEPLOY_DOCKERD_FLAGS")
 	attempts+=("" "--iptables=false --ip6tables=false" "--iptables=false --ip6tables=false --storage-driver=vfs")
-	local flags rc
+	local flags rc from why=""
 	for flags in "${attempts[@]}"; do
 		say "starting dockerd ${flags:-(default flags)}; log: $DOCKERD_LOG"
+		from=$(($(wc -l <"$DOCKERD_LOG" 2>/dev/null || echo 0) + 1))
 		rc=0
 		# shellcheck disable=SC2086  # flags are meant to be split
 		try_dockerd $flags || rc=$?
 		[ "$rc" -eq 0 ] && return 0
 		if [ "$rc" -eq 2 ]; then
-			say "dockerd is running but did not answer within ${WAIT_S}s; last log lines:"
-			tail -n 25 "$DOCKERD_LOG" >&2
+			say "dockerd is running but did not answer within ${WAIT_S}s; last lines of its log:"
+			tail -n "+$from" "$DOCKERD_LOG" | tail -n 20 | sed 's/^/    /' >&2
 			die 2 "Docker engine did not become ready within ${WAIT_S}s (log: $DOCKERD_LOG)"
 		fi
-		say "dockerd exited; last log lines:"
-		tail -n 8 "$DOCKERD_LOG" | sed 's/^/    /' >&2
+		# The daemon's own reason: its last error/fatal line for this attempt.
+		why="$(tail -n "+$from" "$DOCKERD_LOG" | grep -E 'failed to start daemon|level=(fatal|error)' | tail -n 1 || true)"
+		say "dockerd exited: ${why:-no error line in its log}"
 		# A failed daemon can leave a half-created docker0 behind.
 		ip link delete docker0 >/dev/null 2>&1 || true
 	done
-	say "last lines of $DOCKERD_LOG:"
-	tail -n 25 "$DOCKERD_LOG" >&2
-	die 2 "could not start a Docker engine here with any flag set (see the dockerd log above); container tests cannot run"
+	say "last lines of $DOCKERD_LOG (final attempt):"
+	tail -n "+$from" "$DOCKERD_LOG" | tail -n 20 | sed 's/^/    /' >&2
+	die 2 "could not start a Docker engine with any flag set; last reason: ${why:-unknown}. Container tests cannot run here (use --target demo)."
 }
 
 # ------------------------------------------------------------------- image --
@@ -214,6 +217,9 @@ build_rootfs_tarball() {
 	fi
 	local root
 	root="$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")"
+	# mktemp makes 0700; the tar's "./" entry becomes the image's "/", and
+	# with the vfs driver a 0700 "/" locks the postgres user out of everything.
+	chmod 0755 "$root"
 	# shellcheck disable=SC2064
 	trap "rm -rf '$root' '$ROOTFS_TAR.tmp'" EXIT
 	say "debootstrap --variant=minbase --include=postgresql $SUITE from $mirror (about a minute)"
@@ -254,8 +260,9 @@ build_image() {
 	[ "$(id -u)" = 0 ] || die 3 "need root to build the rootfs"
 	mkdir -p "$CACHE_DIR"
 	build_rootfs_tarball
-	local work rev
+	local work rev old_id
 	rev="$(image_rev)"
+	old_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 	work="$(mktemp -d "$CACHE_DIR/import.XXXXXX")"
 	# shellcheck disable=SC2064
 	trap "rm -rf '$work'" EXIT
@@ -278,19 +285,26 @@ build_image() {
 		die 3 "docker import failed"
 	rm -rf "$work"
 	trap - EXIT
+	# Drop the outdated image it replaces (kept if a container still uses it).
+	[ -n "$old_id" ] && docker rmi "$old_id" >/dev/null 2>&1 || true
 	say "built $IMAGE ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%d MB", $1/1000000}'))"
 }
 
 # -------------------------------------------------------------- smoke test --
 smoke_test() {
-	local cid port ok=1 i pw
+	local cid="postdeploy-smoke-$$" port ok=1 i pw
 	pw="smoke-$RANDOM$RANDOM"
 	say "smoke test: starting a container from $IMAGE"
-	cid="$(docker run -d -e POSTGRES_PASSWORD="$pw" -e POSTGRES_USER=smoke -e POSTGRES_DB=smoke \
-		-p 127.0.0.1::5432 "$IMAGE" </dev/null)" || die 3 "smoke test: docker run failed"
+	# Named, and the trap set first: `docker run` can fail after creating it.
 	# shellcheck disable=SC2064
 	trap "docker rm -f -v $cid >/dev/null 2>&1 || true" EXIT
-	port="$(docker port "$cid" 5432/tcp | head -n1 | sed 's/.*://')"
+	docker run -d --name "$cid" -e POSTGRES_PASSWORD="$pw" -e POSTGRES_USER=smoke -e POSTGRES_DB=smoke \
+		-p 127.0.0.1::5432 "$IMAGE" </dev/null >/dev/null || die 3 "smoke test: docker run failed"
+	port="$(docker port "$cid" 5432/tcp 2>/dev/null | head -n1 | sed 's/.*://')"
+	if [ -z "$port" ]; then
+		docker logs --tail 20 "$cid" >&2 || true
+		die 3 "smoke test: container exited at once or port 5432 is not published"
+	fi
 	# The client runs in a second container on the host network, so it goes
 	# through the published host port exactly like the suite will.
 	for i in $(seq 1 60); do

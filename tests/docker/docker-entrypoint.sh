@@ -39,7 +39,7 @@ if [ "$(id -u)" = '0' ]; then
 	chmod 2775 /var/run/postgresql
 	# Re-run this script as the postgres user (the official image uses gosu;
 	# setpriv from util-linux does the same and is already in the rootfs).
-	exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH_SOURCE" "$@"
+	exec setpriv --reuid=postgres --regid=postgres --init-groups bash "${BASH_SOURCE[0]}" "$@"
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -88,7 +88,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	if [ -d /docker-entrypoint-initdb.d ]; then
 		for f in /docker-entrypoint-initdb.d/*; do
 			case "$f" in
-				*.sh) log "running $f"; . "$f" ;;
+				*.sh)
+					log "running $f"
+					# shellcheck disable=SC1090  # only known at run time
+					. "$f"
+					;;
 				*.sql) log "running $f"; "${psql_cmd[@]}" --dbname "$POSTGRES_DB" -f "$f" ;;
 				*) ;;
 			esac
