@@ -256,3 +256,23 @@ def test_gaps_and_schedule_shortfall():
     assert "add a WEEKLY or MONTHLY schedule" in schedule_shortfall((daily,), timedelta(days=14))
     assert schedule_shortfall((daily, weekly), timedelta(days=14)) == ""
     assert schedule_shortfall((), timedelta(days=14)) == "no backup schedule"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[backup]\nprovider = "s3"\n', "backup.provider must be one of directory, railway, pgbackrest, walg"),
+        ('[backup.railway]\napi_ur = "x"\n', "unknown key 'backup.railway.api_ur'"),
+        ("[backup]\nmax_age_hours = \"a day\"\n", "backup.max_age_hours must be a number"),
+    ],
+)
+def test_backup_settings_are_validated(tmp_path, text, message):
+    from fixtures.settings import ConfigError, load_settings
+
+    path = tmp_path / "postdeploy.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, explicit=True)
+    path.write_text('[backup]\nprovider = "walg"\nmax_age_hours = 30\n[backup.walg]\nfile = "list.json"\n')
+    settings = load_settings(path, explicit=True).backup
+    assert (settings.provider, settings.max_age_hours, settings.walg.file) == ("walg", 30.0, "list.json")
