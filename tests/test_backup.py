@@ -276,3 +276,25 @@ def test_backup_settings_are_validated(tmp_path, text, message):
     path.write_text('[backup]\nprovider = "walg"\nmax_age_hours = 30\n[backup.walg]\nfile = "list.json"\n')
     settings = load_settings(path, explicit=True).backup
     assert (settings.provider, settings.max_age_hours, settings.walg.file) == ("walg", 30.0, "list.json")
+
+
+def test_plain_format_dump_restores(deployment, tmp_path):
+    import subprocess
+
+    import psycopg
+
+    from fixtures.backup.restore import client_binaries, restore_test
+    from fixtures.settings import DatabaseSettings
+    from fixtures.db import connect
+
+    url, _ = deployment
+    plain = tmp_path / "inventory-20260314T030000Z.sql"
+    subprocess.run([str(client_binaries() / "pg_dump"), "-Fp", "--no-owner", "-f", str(plain), url], check=True)
+    (backup,) = DirectoryProvider(tmp_path).inventory().backups
+    assert backup.kind == "pg_dump plain"
+    with connect(url, DatabaseSettings()) as conn:
+        result = restore_test(plain, conn, ("public",), timeout_s=120)
+    assert not result.problems() and len(result.comparison()) == 8
+    # The scratch server is gone and the target untouched: it still answers, read-only.
+    with psycopg.connect(url) as conn:
+        assert conn.execute('SELECT count(*) FROM "Organization"').fetchone()[0] > 0

@@ -127,7 +127,9 @@ def test_restore_latest_backup(backups, restore_requested, db, settings, signoff
     try:
         result = restore_test(Path(newest.path), db, settings.database.schemas, timeout_s=backups.settings.restore_timeout_s)
     except RestoreFailed as err:
-        signoff.check(False, wanted=wanted, observed=f"{newest.id} did not restore: {err}")
+        result, failure = None, str(err)
+    if result is None:
+        signoff.check(False, wanted=wanted, observed=f"{newest.id} did not restore: {failure}")
     problems = result.problems()
     signoff.check(
         not problems,
