@@ -34,6 +34,7 @@ class Server:
         self.admin_url = admin_url
         self.prefix = f"pdtest_{uuid.uuid4().hex[:6]}_"
         self.created: list[str] = []
+        self.backup_config: str = ""  # a [backup] section: healthy dumps of the "healthy" database
 
     def url(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
@@ -73,14 +74,21 @@ def _server_params() -> list:
 
 
 @pytest.fixture(scope="session", params=_server_params())
-def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    """Each real server in turn, with a healthy reference deployment loaded as a template."""
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Each real server in turn, with a healthy reference deployment loaded as a template,
+    and a healthy folder of real pg_dump files of it (the suite's runs sign off with it)."""
+    from fixtures.reference.backups import Dumps, backup_source
+
     if request.param == "embedded":
         base = request.getfixturevalue("embedded").url()
     else:
         base = os.environ["TEST_DATABASE_URL"]
     srv = Server(request.param, base)
-    reference.load(srv.create_database("healthy"), scale=500)
+    healthy = srv.create_database("healthy")
+    reference.load(healthy, scale=500)
+    folder = tmp_path_factory.mktemp(f"backups-{request.param}")
+    with backup_source("healthy", Dumps.of(healthy, folder / "dumps"), folder / "healthy") as (config, _):
+        srv.backup_config = config
     yield srv
     srv.drop_all()
 
@@ -112,8 +120,11 @@ class Run:
 
 
 @pytest.fixture
-def run_suite(tmp_path: Path):
-    """Run the suite as a user would, in a child process, and read what it wrote."""
+def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
+    """Run the suite as a user would, in a child process, and read what it wrote.
+
+    A test on a `server` signs off with that server's healthy backup folder (a postdeploy.toml
+    in the run's folder) unless it gives its own --config."""
 
     def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None, database_url: str | None = None) -> Run:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID"))}
@@ -123,6 +134,9 @@ def run_suite(tmp_path: Path):
         environ.update(env or {})
         reports = tmp_path / "reports"
         reports.mkdir(exist_ok=True)
+        default_config = tmp_path / "postdeploy.toml"
+        if database_url and "--config" not in args and not default_config.exists() and "server" in request.fixturenames:
+            default_config.write_text(request.getfixturevalue("server").backup_config)
         # From a scratch folder, so a developer's .env or postdeploy.toml cannot leak in.
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),

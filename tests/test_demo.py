@@ -24,6 +24,8 @@ def test_demo_signoff_is_go_and_leaves_nothing_behind(workers, run_suite):
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - ")
     assert {p.name for p in run.folder.iterdir()} == {"sign-off.html", "junit.xml", "sign-off.json"}
     assert run.folder.name.startswith("demo-")
-    assert len(run.outcomes("passed")) == len(run.signoff["criteria"]) >= CRITERIA
+    # Everything passes but the restore test, which runs only with --restore-test.
+    assert run.outcomes("skipped") == {"test_restore_latest_backup"}
+    assert len(run.outcomes("passed")) == len(run.signoff["criteria"]) - 1 >= CRITERIA
     assert run.signoff["server_version"].startswith("PostgreSQL")
     assert set(embedded_servers()) <= before, "the demo server is stopped at the end"
