@@ -115,13 +115,14 @@ class Run:
 def run_suite(tmp_path: Path):
     """Run the suite as a user would, in a child process, and read what it wrote."""
 
-    def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None, database_url: str | None = None) -> Run:
+    def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None,
+            database_url: str | None = None, reports: str = "reports") -> Run:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID"))}
         if database_url:
             environ["DATABASE_URL"] = database_url
             environ["DEFAULT_ORG_ID"] = reference.DEFAULT_ORG_ID
         environ.update(env or {})
-        reports = tmp_path / "reports"
+        reports = tmp_path / reports
         reports.mkdir(exist_ok=True)
         # From a scratch folder, so a developer's .env or postdeploy.toml cannot leak in.
         done = subprocess.run(
