@@ -223,3 +223,45 @@ def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, t
     # Production-like (no --allow-writes): GO but for the optional write criterion.
     assert run.exit_code == 0, run.output
     assert run.outcomes("skipped") == {"test_trigger_keeps_balances_current"}
+
+
+def test_backup_monitoring_heartbeat_where_configured(server, healthy_url, run_suite, tmp_path):
+    with psycopg.connect(healthy_url, autocommit=True) as conn:
+        conn.execute(
+            'CREATE TABLE "BackupCheck" (id bigserial PRIMARY KEY, "startedAt" timestamp(3) NOT NULL,'
+            ' "finishedAt" timestamp(3), status text NOT NULL)'
+        )
+        conn.execute(
+            """INSERT INTO "BackupCheck" ("startedAt", "finishedAt", status)
+               VALUES ((now() AT TIME ZONE 'UTC') - interval '31 hours', (now() AT TIME ZONE 'UTC') - interval '31 hours', 'success')"""
+        )
+    config = tmp_path / "postdeploy.toml"
+    config.write_text('[monitoring]\nbackup_monitor_table = "BackupCheck"\n')
+    run = run_suite("-m", "monitoring", "--config", str(config), database_url=healthy_url)
+    assert run.exit_code == 1, run.output
+    (criterion,) = run.signoff["criteria"]
+    assert criterion["outcome"] == "failed"
+    assert "backup monitoring (BackupCheck): newest run finished 31.0 h ago (> 25 h)" in criterion["observed"]
+    assert "reconciliation (ReconciliationRun): finished" in criterion["observed"]
+    assert {row["job"] for row in criterion["evidence"]} == {"reconciliation", "backup monitoring"}
+
+
+def test_missing_baseline_is_a_required_skip_and_a_bad_one_fails(server, healthy_url, run_suite, tmp_path):
+    run = run_suite("-m", "post_deploy and data", "--baseline", str(tmp_path / "none.json"), database_url=healthy_url)
+    assert run.exit_code == 1, run.output
+    assert run.outcomes("skipped") == {"test_no_rows_lost", "test_ledger_history_unchanged"}
+    assert "run `pytest -m baseline` before the deploy" in run.output
+    assert run.output.rstrip().endswith("SIGN-OFF: NO-GO - 2 required checks skipped")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    run = run_suite("-m", "post_deploy and data", "--baseline", str(bad), database_url=healthy_url, reports="bad")
+    assert run.outcomes("failed") == {"test_no_rows_lost", "test_ledger_history_unchanged"}, run.output
+    assert "is unreadable" in run.output and "Traceback" not in run.output
+
+
+def test_plain_run_never_overwrites_the_baseline(server, healthy_url, run_suite, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text("sentinel")
+    run = run_suite("--baseline", str(baseline), database_url=healthy_url)  # no -m: every criterion
+    assert "test_capture_baseline" not in {c["name"] for c in run.signoff["criteria"]}
+    assert baseline.read_text() == "sentinel"
