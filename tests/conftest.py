@@ -126,13 +126,14 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
     A test on a `server` signs off with that server's healthy backup folder (a postdeploy.toml
     in the run's folder) unless it gives its own --config."""
 
-    def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None, database_url: str | None = None) -> Run:
+    def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None,
+            database_url: str | None = None, reports: str = "reports") -> Run:
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID"))}
         if database_url:
             environ["DATABASE_URL"] = database_url
             environ["DEFAULT_ORG_ID"] = reference.DEFAULT_ORG_ID
         environ.update(env or {})
-        reports = tmp_path / "reports"
+        reports = tmp_path / reports
         reports.mkdir(exist_ok=True)
         default_config = tmp_path / "postdeploy.toml"
         if database_url and "--config" not in args and not default_config.exists() and "server" in request.fixturenames:

@@ -8,11 +8,17 @@ import xml.etree.ElementTree as ET
 import psycopg
 import pytest
 
+from fixtures.baseline import capture_to_file
 from fixtures.reference import FAULTS, apply_fault
+from fixtures.settings import Settings
 
 
-def test_healthy_deployment_is_go(server, healthy_url, run_suite):
-    run = run_suite("-m", "post_deploy", database_url=healthy_url)
+def test_healthy_deployment_is_go(server, healthy_url, run_suite, tmp_path):
+    baseline = str(tmp_path / "baseline.json")
+    before = run_suite("-m", "baseline", "--baseline", baseline, database_url=healthy_url, reports="baseline-run")
+    assert before.exit_code == 0, before.output
+    assert before.outcomes("passed") == {"test_capture_baseline"}
+    run = run_suite("-m", "post_deploy", "--allow-writes", "--baseline", baseline, database_url=healthy_url)
     assert run.exit_code == 0, run.output
     signoff = run.signoff
     criteria = len(signoff["criteria"])
@@ -31,10 +37,17 @@ def test_healthy_deployment_is_go(server, healthy_url, run_suite):
 
 
 @pytest.mark.parametrize("fault", sorted(n for n, f in FAULTS.items() if not f.backup), ids=str)
-def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite):
+def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite, tmp_path):
     spec = FAULTS[fault]
-    apply_fault(healthy_url, fault)
-    run = run_suite("-m", "post_deploy", database_url=healthy_url, env=spec.env)
+    # The self-test databases are throwaway: the write criterion runs (rolled back) on every one.
+    baseline = tmp_path / "baseline.json"
+    if not spec.after_baseline:
+        apply_fault(healthy_url, fault)
+    capture_to_file(healthy_url, Settings(), baseline)
+    if spec.after_baseline:
+        apply_fault(healthy_url, fault)
+    run = run_suite("-m", "post_deploy", "--allow-writes", "--baseline", str(baseline),
+                    database_url=healthy_url, env=spec.env)
     assert run.exit_code == 1, run.output
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: NO-GO - ")
     assert run.signoff["verdict"] == "NO-GO"
