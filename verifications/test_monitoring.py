@@ -1,0 +1,35 @@
+"""Step 6: configure alerting (PagerDuty, Slack) and test alert delivery."""
+
+import pytest
+
+from fixtures import alerting
+
+pytestmark = [pytest.mark.post_deploy, pytest.mark.monitoring]
+
+
+def test_alert_routes_configured(alert_routes, signoff):
+    """Configure alerting: a Slack webhook URL or a PagerDuty routing key is present and well-formed."""
+    routes = alert_routes.describe()
+    problems = alert_routes.problems()
+    signoff.check(
+        bool(routes) and not problems,
+        wanted="SLACK_WEBHOOK_URL or PAGERDUTY_ROUTING_KEY set, each well-formed",
+        observed="; ".join(problems) if problems else (", ".join(routes) or "no alert route configured"),
+        evidence=[{"route": r} for r in routes],
+    )
+
+
+def test_alert_delivery(alert_routes, send_test_alert, settings, signoff):
+    """Test alert delivery: a test message reaches Slack; a PagerDuty trigger is accepted and resolved."""
+    if not send_test_alert:
+        signoff.skip("delivery not tested: run with --send-test-alert to send a test alert", blocking=False)
+    if not alert_routes.describe() or alert_routes.problems():
+        signoff.check(False, wanted="a well-formed alert route to send to", observed="none usable (see test_alert_routes_configured)")
+    results = alerting.deliver(alert_routes, settings.alerting.timeout_s)
+    failed = [r for r in results if not r.ok]
+    signoff.check(
+        not failed,
+        wanted="Slack 200 'ok'; PagerDuty trigger and resolve 202 'success'",
+        observed=", ".join(f"{r.step} {r.answer}" for r in results),
+        evidence=results,
+    )
