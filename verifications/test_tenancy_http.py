@@ -8,8 +8,7 @@ from fixtures.appchecks import leaked_values, rows_of
 pytestmark = [pytest.mark.post_deploy, pytest.mark.tenancy]
 
 
-@pytest.fixture
-def b_item(app, user_b, sessions, settings):
+def b_item_of(app, user_b, sessions, settings):
     """One of organization B's items, as B sees it: the data A must never get."""
     reply = app.get(settings.app.inventory_path, token=sessions.token(user_b))
     rows = [r for r in rows_of(reply, settings.app.list_fields) or [] if isinstance(r, dict)]
@@ -28,8 +27,9 @@ def _b_values(item, settings):
     return [str(v) for k, v in item.items() if k != settings.app.org_field and isinstance(v, str) and len(v) >= 4]
 
 
-def test_cross_org_item_refused(app, user_a, b_item, sessions, settings, signoff):
+def test_cross_org_item_refused(app, user_a, user_b, sessions, settings, signoff):
     """Test tenant isolation: A cannot read B's item by id (403 or 404, none of B's data in the body)."""
+    b_item = b_item_of(app, user_b, sessions, settings)
     item_id = str(b_item[settings.app.id_field])
     reply = app.get(settings.app.item_path.replace("{id}", item_id), token=sessions.token(user_a))
     leaked = leaked_values(reply, [v for v in _b_values(b_item, settings) if v != item_id])
@@ -55,8 +55,9 @@ def test_cross_org_list_clean(app, user_a, user_b, sessions, settings, signoff):
     )
 
 
-def test_cross_org_balances_refused(app, user_a, b_item, sessions, settings, signoff):
+def test_cross_org_balances_refused(app, user_a, user_b, sessions, settings, signoff):
     """Test tenant isolation: A cannot read the balances of B's item."""
+    b_item = b_item_of(app, user_b, sessions, settings)
     item_id = str(b_item[settings.app.id_field])
     reply = app.get(settings.app.balances_path, params={settings.app.balances_param: item_id},
                     token=sessions.token(user_a))
