@@ -100,6 +100,56 @@ def healthy_url(server: Server, request: pytest.FixtureRequest) -> str:
 
 
 @dataclass
+class Deployment:
+    """The reference app (and an alert receiver) in front of one test database."""
+
+    app: object
+    receiver: object
+    env: dict[str, str]
+
+
+@pytest.fixture
+def reference_app(tmp_path: Path):
+    """Start the reference app on a database, as the env target's APP_URL; stopped after the test.
+
+    Returns a function (database_url, env=None) -> Deployment whose .env holds APP_URL, the two
+    test identities, LOG_FILES and the alert routes, ready for run_suite(env=...).
+    """
+    from fixtures.alert_receiver import AlertReceiver
+    from fixtures.reference.app import FAULT_VARIABLE, ReferenceApp
+    from fixtures.alert_receiver import FAULT_VARIABLE as RECEIVER_FAULT
+
+    started: list = []
+
+    def start(database_url: str, env: dict[str, str] | None = None) -> Deployment:
+        env = env or {}
+        log_file = tmp_path / f"app-{len(started)}.log"
+        app = ReferenceApp(database_url, log_file=log_file, fault=env.get(FAULT_VARIABLE, ""))
+        started.append(app)
+        receiver = AlertReceiver(fault=env.get(RECEIVER_FAULT, ""))
+        started.append(receiver)
+        a, b = reference.IDENTITIES[0], reference.IDENTITIES[2]
+        values = {
+            "APP_URL": app.url,
+            "LOG_FILES": str(log_file),
+            "SLACK_WEBHOOK_URL": receiver.slack_webhook_url(),
+            "PAGERDUTY_ROUTING_KEY": uuid.uuid4().hex,
+            "PAGERDUTY_EVENTS_URL": receiver.pagerduty_events_url,
+        }
+        for label, identity in (("A", a), ("B", b)):
+            values |= {
+                f"APP_USER_{label}_EMAIL": identity.email,
+                f"APP_USER_{label}_PASSWORD": identity.password,
+                f"APP_USER_{label}_ORG": identity.org_id,
+            }
+        return Deployment(app, receiver, values)
+
+    yield start
+    for thing in started:
+        thing.stop()
+
+
+@dataclass
 class Run:
     exit_code: int
     output: str
@@ -128,7 +178,12 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
 
     def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None,
             database_url: str | None = None, reports: str = "reports") -> Run:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID"))}
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID", "APP_URL", "APP_USER_", "LOG_FILES", "LOG_COMMAND",
+                                 "SLACK_WEBHOOK_URL", "PAGERDUTY_", "POSTDEPLOY_", "RELEASE_VERSION"))
+        }
         if database_url:
             environ["DATABASE_URL"] = database_url
             environ["DEFAULT_ORG_ID"] = reference.DEFAULT_ORG_ID

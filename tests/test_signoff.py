@@ -3,32 +3,43 @@
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from fixtures.baseline import capture_to_file
 from fixtures.reference import FAULTS, apply_fault
+from fixtures.reference.loader import connect
+from fixtures.reference.variants import VARIANTS, apply_variant
 from fixtures.settings import Settings
 
+# Criteria that are optional skips on a healthy deployment without extra options:
+# delivery needs --send-test-alert, RLS the RLS variant ([rls] enabled), the restore --restore-test.
+OPTIONAL = {"test_alert_delivery", "test_row_level_security", "test_restore_latest_backup"}
 
-def test_healthy_deployment_is_go(server, healthy_url, run_suite, tmp_path):
+
+def test_healthy_deployment_is_go(server, healthy_url, run_suite, reference_app, tmp_path):
     baseline = str(tmp_path / "baseline.json")
     before = run_suite("-m", "baseline", "--baseline", baseline, database_url=healthy_url, reports="baseline-run")
     assert before.exit_code == 0, before.output
     assert before.outcomes("passed") == {"test_capture_baseline"}
-    run = run_suite("-m", "post_deploy", "--allow-writes", "--baseline", baseline, database_url=healthy_url)
+    deployment = reference_app(healthy_url)
+    run = run_suite("-m", "post_deploy", "--allow-writes", "--baseline", baseline,
+                    database_url=healthy_url, env=deployment.env)
     assert run.exit_code == 0, run.output
     signoff = run.signoff
     criteria = len(signoff["criteria"])
-    # The restore test runs only when asked for (--restore-test): an optional skip.
-    assert run.outcomes("skipped") == {"test_restore_latest_backup"}
-    assert run.output.rstrip().splitlines()[-1] == f"SIGN-OFF: GO - {criteria - 1} passed, 1 optional skipped"
+    passed = criteria - len(OPTIONAL)
+    assert run.output.rstrip().splitlines()[-1] == f"SIGN-OFF: GO - {passed} passed, {len(OPTIONAL)} optional skipped"
     assert signoff["verdict"] == "GO"
-    assert len(run.outcomes("passed")) == criteria - 1
-    # Passing criteria record what they saw, not just a green dot.
+    assert len(run.outcomes("passed")) == passed
+    assert run.outcomes("skipped") == OPTIONAL
+    # Passing criteria record what they saw, not just a green dot; skips say why.
     assert all(c["wanted"] and c["observed"] for c in signoff["criteria"] if c["outcome"] == "passed")
+    assert all(c["observed"].startswith("skipped: ") for c in signoff["criteria"] if c["outcome"] == "skipped")
     html = (run.folder / "sign-off.html").read_text()
     assert "SIGN-OFF: GO" in html and signoff["server_version"] in html
     assert "<script src=" not in html  # self-contained
@@ -36,9 +47,12 @@ def test_healthy_deployment_is_go(server, healthy_url, run_suite, tmp_path):
     assert sum(1 for _ in cases) == criteria
 
 
-@pytest.mark.parametrize("fault", sorted(n for n, f in FAULTS.items() if not f.backup), ids=str)
-def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite, tmp_path):
+@pytest.mark.parametrize("fault", sorted(n for n, f in FAULTS.items() if f.kind != "backup"), ids=str)
+def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite, reference_app, tmp_path: Path):
     spec = FAULTS[fault]
+    if spec.kind in ("app", "receiver") and server.label != "embedded":
+        pytest.skip("app and receiver faults do not depend on the database server: run on the embedded one")
+    config = VARIANTS[spec.variant][1] if spec.variant else ""
     # The self-test databases are throwaway: the write criterion runs (rolled back) on every one.
     baseline = tmp_path / "baseline.json"
     if not spec.after_baseline:
@@ -46,8 +60,23 @@ def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite, tmp_pa
     capture_to_file(healthy_url, Settings(), baseline)
     if spec.after_baseline:
         apply_fault(healthy_url, fault)
-    run = run_suite("-m", "post_deploy", "--allow-writes", "--baseline", str(baseline),
-                    database_url=healthy_url, env=spec.env)
+    held = None
+    if spec.kind == "session":
+        held = connect(healthy_url, autocommit=False)
+        held.execute(spec.sql.encode())  # the transaction stays open, idle
+    deployment = reference_app(healthy_url, env=spec.env)
+    args = ["--allow-writes", "--baseline", str(baseline), *spec.args]
+    if config or spec.config:
+        path = tmp_path / "fault.toml"
+        path.write_text(server.backup_config + config + spec.config)
+        args += ["--config", str(path)]
+    if held is not None:
+        time.sleep(1.2)  # past the 1 s limit of the fault's config
+    try:
+        run = run_suite("-m", "post_deploy", *args, database_url=healthy_url, env=deployment.env | spec.env)
+    finally:
+        if held is not None:
+            held.close()
     assert run.exit_code == 1, run.output
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: NO-GO - ")
     assert run.signoff["verdict"] == "NO-GO"
@@ -77,10 +106,11 @@ def test_empty_database_is_no_go_with_readable_failures(server, run_suite):
     assert run.exit_code == 1, run.output
     assert run.signoff["verdict"] == "NO-GO"
     assert not run.outcomes("error"), run.output
-    # Only the check for broken objects can pass: an empty schema has none. The backup
-    # criteria read the (healthy) backup folder, not the database.
+    # Only the check for broken objects can pass (an empty schema has none), the server's
+    # health, and the backup criteria, which read the (healthy) backup folder, not the database.
     assert run.outcomes("passed") == {
         "test_no_invalid_index_or_unvalidated_constraint",
+        "test_database_health",
         "test_latest_backup_age",
         "test_retention_coverage",
         "test_backups_automated",
@@ -90,8 +120,9 @@ def test_empty_database_is_no_go_with_readable_failures(server, run_suite):
     assert "Traceback" not in run.output
 
 
-def test_marker_selection_runs_one_area(server, healthy_url, run_suite):
-    run = run_suite("-m", "post_deploy and tenancy", database_url=healthy_url)
+def test_marker_selection_runs_one_area(server, healthy_url, run_suite, reference_app):
+    deployment = reference_app(healthy_url)
+    run = run_suite("-m", "post_deploy and tenancy", database_url=healthy_url, env=deployment.env)
     assert run.exit_code == 0, run.output
     assert {c["area"] for c in run.signoff["criteria"]} == {"tenancy"}
 
@@ -122,3 +153,14 @@ def test_json_and_html_tell_the_same_verdict(server, healthy_url, run_suite):
     assert "SIGN-OFF: NO-GO" in html
     assert "v2.4.0" in html and "CHG-1234" in html
     assert json.loads((run.folder / "sign-off.json").read_text())["release"] == "v2.4.0"
+
+
+def test_rls_variant_is_go_with_rls_checked(server, healthy_url, run_suite, reference_app, tmp_path: Path):
+    config = tmp_path / "rls.toml"
+    config.write_text(apply_variant(healthy_url, "rls"))
+    deployment = reference_app(healthy_url)
+    run = run_suite("-m", "tenancy", "--config", str(config), database_url=healthy_url, env=deployment.env)
+    assert run.exit_code == 0, run.output
+    assert "test_row_level_security" in run.outcomes("passed")
+    observed = next(c["observed"] for c in run.signoff["criteria"] if c["name"] == "test_row_level_security")
+    assert "5 tables enabled and forced; 0 foreign rows seen as org_acme" in observed

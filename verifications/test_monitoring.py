@@ -1,7 +1,8 @@
-"""Step 6: the scheduled jobs report in: reconciliation and backup monitoring ran recently and cleanly."""
+"""Step 6: configure monitoring: the scheduled jobs report in, alerts are routed and delivered."""
 
 import pytest
 
+from fixtures import alerting
 from fixtures.jobs import heartbeat
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.monitoring]
@@ -27,4 +28,37 @@ def test_job_heartbeats(catalog, settings, signoff):
             for b in beats
         ),
         evidence=[run for b in beats for run in b.recent],
+    )
+
+
+def test_alert_routes_configured(alert_routes, signoff):
+    """Configure alerting: a Slack webhook URL or a PagerDuty routing key is present and well-formed."""
+    routes = alert_routes.describe()
+    if not routes:
+        # Blocking: a NO-GO where monitoring is a required area (signoff.required_areas).
+        signoff.skip("no alert route configured: set SLACK_WEBHOOK_URL or PAGERDUTY_ROUTING_KEY", blocking=True)
+    problems = alert_routes.problems()
+    signoff.check(
+        bool(routes) and not problems,
+        wanted="SLACK_WEBHOOK_URL or PAGERDUTY_ROUTING_KEY set, each well-formed",
+        observed="; ".join(problems) if problems else ", ".join(routes),
+        evidence=[{"route": r} for r in routes],
+    )
+
+
+def test_alert_delivery(alert_routes, send_test_alert, settings, signoff):
+    """Test alert delivery: a test message reaches Slack; a PagerDuty trigger is accepted and resolved."""
+    if not send_test_alert:
+        signoff.skip("delivery not tested: run with --send-test-alert to send a test alert", blocking=False)
+    if not alert_routes.describe():
+        signoff.skip("no alert route configured: nothing to send a test alert to", blocking=True)
+    if alert_routes.problems():
+        signoff.check(False, wanted="a well-formed alert route to send to", observed="none usable (see test_alert_routes_configured)")
+    results = alerting.deliver(alert_routes, settings.alerting.timeout_s)
+    failed = [r for r in results if not r.ok]
+    signoff.check(
+        not failed,
+        wanted="Slack 200 'ok'; PagerDuty trigger and resolve 202 'success'",
+        observed=", ".join(f"{r.step} {r.answer}" for r in results),
+        evidence=results,
     )

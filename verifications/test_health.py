@@ -1,0 +1,152 @@
+"""Step 5: the application functions normally: health endpoints, login, inventory, logs, database."""
+
+import pytest
+
+from fixtures import dbhealth
+from fixtures.appchecks import item_problems, parse_readiness, rows_of, tampered, version_from
+
+pytestmark = [pytest.mark.post_deploy, pytest.mark.health]
+
+
+def test_liveness_endpoint(app, settings, signoff):
+    """Test health endpoints: /healthz answers 200 within its latency budget."""
+    budget = settings.app.liveness_budget_ms
+    reply = app.get(settings.app.liveness_path)
+    signoff.check(
+        reply.status == 200 and reply.elapsed_ms <= budget,
+        wanted=f"200 within {budget} ms",
+        observed=f"{reply.status} in {reply.elapsed_ms:.0f} ms",
+        evidence=[{"request": reply.summary(), "body": reply.excerpt()}],
+    )
+
+
+def test_readiness_endpoint(app, settings, signoff):
+    """Test health endpoints: /readyz answers 200 and reports every check passing."""
+    budget = settings.app.readiness_budget_ms
+    reply = app.get(settings.app.readiness_path)
+    ready = parse_readiness(reply, settings.app.version_fields)
+    problems = []
+    if reply.status != 200:
+        problems.append(f"status {reply.status}")
+    if reply.elapsed_ms > budget:
+        problems.append(f"{reply.elapsed_ms:.0f} ms over the {budget} ms budget")
+    if ready.status == "fail":
+        problems.append("body status fail")
+    problems += [f"check {c.name} failing" for c in ready.failing]
+    checks = f"{len(ready.checks)} checks, {len(ready.failing)} failing, {len(ready.warnings)} warning"
+    signoff.check(
+        not problems,
+        wanted=f"200 within {budget} ms, status pass, every check passing (warn recorded)",
+        observed=f"{reply.status} in {reply.elapsed_ms:.0f} ms, {ready.format} status {ready.status or 'not given'}, "
+        + checks
+        + (f" ({'; '.join(problems)})" if problems else ""),
+        evidence=[{"check": c.name, "status": c.status, "detail": c.detail} for c in ready.failing + ready.warnings]
+        or [{"check": c.name, "status": c.status, "detail": c.detail} for c in ready.checks],
+    )
+
+
+def test_deployed_version(app, settings, expected_release, signoff):
+    """Deploy updated code: the deployed version is the expected release."""
+    path = settings.app.version_path or settings.app.readiness_path
+    reply = app.get(path)
+    deployed = version_from(reply, settings.app.version_fields)
+    expected = expected_release
+    fields = "/".join(settings.app.version_fields)
+    if deployed is None:
+        signoff.check(False, wanted=f"a version ({fields}) at {path}", observed=f"none found ({reply.summary()})",
+                      evidence=[{"request": reply.summary(), "body": reply.excerpt()}])
+    signoff.check(
+        not expected or deployed == expected,
+        wanted=f"release {expected}" if expected else "a deployed version (no expected release: give --release or RELEASE_VERSION)",
+        observed=f"{deployed} (from {path})",
+    )
+
+
+def test_login(app, user_a, sessions, settings, signoff):
+    """Test authentication: the test user logs in, its token reaches a protected endpoint; a wrong password is refused."""
+    login = sessions.login(user_a)
+    protected = app.get(settings.app.inventory_path, token=login.token)
+    problems, evidence = [], []
+    how = "token given" if login.reply is None else login.reply.summary()
+    if not protected.ok:
+        problems.append(f"token refused by {settings.app.inventory_path} ({protected.status})")
+    evidence.append({"request": how, "answer": "token received" if login.reply else ""})
+    evidence.append({"request": protected.summary(), "answer": "" if protected.ok else protected.excerpt()})
+    if user_a.can_log_in:
+        wrong, token = sessions.log_in(user_a, password=user_a.password + "-wrong")
+        if wrong.status != 401 or token:
+            problems.append(f"a wrong password got {wrong.status}" + (" and a token" if token else ""))
+        evidence.append({"request": wrong.summary() + " (wrong password)", "answer": wrong.excerpt()})
+    signoff.check(
+        not problems,
+        wanted="login answers a token that reaches a protected endpoint; a wrong password gets 401",
+        observed="; ".join(problems) or f"{how}; protected {protected.status}; wrong password 401",
+        evidence=evidence,
+    )
+
+
+def test_protected_endpoints_refuse_bad_tokens(app, user_a, sessions, settings, signoff):
+    """Test authentication: no token, a malformed token and a tampered token all get 401."""
+    token = sessions.token(user_a)
+    path = settings.app.inventory_path
+    attempts = {
+        "no token": app.get(path),
+        "malformed token": app.get(path, authorization="Bearer not-a-token"),
+        "tampered token": app.get(path, token=tampered(token)),
+    }
+    wrong = {name: r for name, r in attempts.items() if r.status != 401}
+    signoff.check(
+        not wrong,
+        wanted=f"401 from {path} for each",
+        observed=", ".join(f"{name} {r.status}" for name, r in attempts.items()),
+        evidence=[{"attempt": name, "request": r.summary(), "answer": r.excerpt()} for name, r in wrong.items()],
+    )
+
+
+def test_inventory_queries(app, user_a, sessions, settings, signoff):
+    """Test inventory queries: A's list answers 200, with well-formed items all of A's organization, within budget."""
+    budget = settings.app.inventory_budget_ms
+    reply = app.get(settings.app.inventory_path, token=sessions.token(user_a))
+    rows = rows_of(reply, settings.app.list_fields)
+    problems = item_problems(rows or [], settings.app, user_a.org_id)
+    ok = reply.status == 200 and rows is not None and not problems and reply.elapsed_ms <= budget
+    signoff.check(
+        ok,
+        wanted=f"200 within {budget} ms, a list of items with {settings.app.id_field}, all of {user_a.org_id}",
+        observed=f"{reply.status} in {reply.elapsed_ms:.0f} ms, "
+        + (f"{len(rows)} items, {len(problems)} not well-formed or not of {user_a.org_id}" if rows is not None
+           else f"no item list in the body ({reply.content_type or 'no content type'})"),
+        evidence=problems or ([] if rows is not None else [{"request": reply.summary(), "body": reply.excerpt()}]),
+    )
+
+
+def test_no_critical_errors_in_logs(log_source, log_since, settings, signoff):
+    """Verify no errors in logs: no critical error line since the deploy started."""
+    scan = log_source.scan(log_since, settings.logs.patterns, ignore_case=settings.logs.ignore_case)
+    since = log_since.strftime("%Y-%m-%d %H:%M:%S UTC")
+    signoff.check(
+        not scan.matches,
+        wanted=f"0 lines matching {' | '.join(settings.logs.patterns)} since {since}",
+        observed=f"{len(scan.matches)} matching of {scan.lines_since} lines since the deploy ({scan.source})",
+        evidence=scan.matches,
+    )
+
+
+def test_database_health(db, settings, signoff):
+    """Monitor database performance: the server accepts connections, usage under its share, no stuck sessions."""
+    limits = settings.database_health
+    usage = dbhealth.connections(db)
+    stuck = dbhealth.stuck_sessions(
+        db, lock_wait_s=limits.max_lock_wait_s, idle_in_transaction_s=limits.max_idle_in_transaction_s
+    )
+    too_many = usage.share > limits.max_connection_share
+    hidden = f"; {usage.not_visible} sessions' state not visible (grant pg_monitor)" if usage.not_visible else ""
+    signoff.check(
+        not too_many and not stuck,
+        wanted=f"connections under {limits.max_connection_share:.0%} of {usage.available}; no lock wait over "
+        f"{limits.max_lock_wait_s} s; no idle-in-transaction over {limits.max_idle_in_transaction_s} s",
+        observed=f"{usage.in_use} of {usage.available} connections ({usage.share:.0%}); "
+        f"{sum(s.kind.startswith('waiting') for s in stuck)} lock waits, "
+        f"{sum(s.kind.startswith('idle') for s in stuck)} idle in transaction over the limits{hidden}",
+        evidence=stuck,
+    )
