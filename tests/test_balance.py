@@ -209,20 +209,27 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
     assert run.exit_code == 0 and run.outcomes("passed") == {"test_balances_reconcile_with_ledger"}, run.output
 
 
-def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, tmp_path):
+def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, reference_app, tmp_path):
     baseline = tmp_path / "baseline.json"
     from fixtures.baseline import capture_to_file
 
     capture_to_file(healthy_url, SETTINGS, baseline)
+    app = reference_app(healthy_url)
     with Writer(healthy_url) as writer, lock_watch(healthy_url) as (waits, samples):
-        run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), database_url=healthy_url)
+        run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), database_url=healthy_url,
+                        env=app.env)
     assert writer.error is None, writer.error
     assert samples[0] > 10 and writer.inserted > 50
     assert waits == [], f"lock waits involving application_name=postdeploy: {waits[:5]}"
     assert writer.slowest < DatabaseSettings().lock_timeout_ms / 1000
     # Production-like (no --allow-writes): GO but for the optional write criterion.
     assert run.exit_code == 0, run.output
-    assert run.outcomes("skipped") == {"test_trigger_keeps_balances_current", "test_restore_latest_backup"}
+    assert run.outcomes("skipped") == {
+        "test_trigger_keeps_balances_current",
+        "test_restore_latest_backup",
+        "test_alert_delivery",
+        "test_row_level_security",
+    }
 
 
 def test_backup_monitoring_heartbeat_where_configured(server, healthy_url, run_suite, tmp_path):
@@ -237,7 +244,7 @@ def test_backup_monitoring_heartbeat_where_configured(server, healthy_url, run_s
         )
     config = tmp_path / "postdeploy.toml"
     config.write_text('[monitoring]\nbackup_monitor_table = "BackupCheck"\n')
-    run = run_suite("-m", "monitoring", "--config", str(config), database_url=healthy_url)
+    run = run_suite("-m", "monitoring", "-k", "test_job_heartbeats", "--config", str(config), database_url=healthy_url)
     assert run.exit_code == 1, run.output
     (criterion,) = run.signoff["criteria"]
     assert criterion["outcome"] == "failed"
