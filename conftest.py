@@ -1,3 +1,6 @@
-"""Thin on purpose: the machinery lives in fixtures/."""
+"""Thin on purpose: the machinery lives in fixtures/.
 
-pytest_plugins = ["fixtures.plugin", "fixtures.balance_plugin", "fixtures.backup.plugin", "fixtures.app_plugin"]
+Its plugins (fixtures.plugin, fixtures.balance_plugin, fixtures.backup.plugin,
+fixtures.app_plugin) are loaded by `addopts` in pyproject.toml, early enough for pytest to
+know their options before it reads any path.
+"""

