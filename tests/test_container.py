@@ -12,27 +12,37 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
-from fixtures.container import LABEL, default_image, docker_available
+from fixtures.container import LABEL, RUN_LABEL, default_image, docker_available
 
 NO_DOCKER = docker_available()
 needs_docker = pytest.mark.skipif(NO_DOCKER is not None, reason=f"no Docker engine: {NO_DOCKER}")
 
 
-def our_containers() -> list[str]:
+def containers_of(run: str) -> list[str]:
+    """Containers started by the suite run labelled `run` (other tests may run containers too)."""
     done = subprocess.run(
-        ["docker", "ps", "-a", "-q", "--filter", f"label={LABEL}"], capture_output=True, text=True, check=True
+        ["docker", "ps", "-a", "-q", "--filter", f"label={LABEL}", "--filter", f"label={RUN_LABEL}={run}"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.split()
 
 
+@pytest.fixture
+def run_id() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
 @needs_docker
-def test_container_signoff_is_go_and_leaves_no_container(run_suite):
-    before = set(our_containers())
+def test_container_signoff_is_go_and_leaves_no_container(run_suite, run_id):
     run = run_suite(
-        "-m", "post_deploy", "--target", "container", "-n", "2", "--restore-test", "--restore-into", "container"
+        "-m", "post_deploy", "--target", "container", "-n", "2", "--restore-test", "--restore-into", "container",
+        env={"POSTDEPLOY_RUN_ID": run_id},
     )
     assert run.exit_code == 0, run.output
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - ")
@@ -42,7 +52,7 @@ def test_container_signoff_is_go_and_leaves_no_container(run_suite):
     restore = next(c for c in signoff["criteria"] if c["name"] == "test_restore_latest_backup")
     assert restore["outcome"] == "passed", restore
     assert "restored into the container server" in restore["observed"]
-    assert set(our_containers()) <= before, "the target and the scratch containers are removed"
+    assert not containers_of(run_id), "the target and the scratch containers are removed"
 
 
 @needs_docker
@@ -54,25 +64,24 @@ def test_missing_image_is_one_clear_message(run_suite):
 
 
 @needs_docker
-def test_container_never_ready_is_bounded_and_shows_its_log(run_suite, tmp_path):
+def test_container_never_ready_is_bounded_and_shows_its_log(run_suite, run_id, tmp_path):
     config = tmp_path / "slow.toml"
     config.write_text("[container]\nready_timeout_s = 0.5\n")
-    before = set(our_containers())
     started = time.monotonic()
-    run = run_suite("-m", "post_deploy", "--target", "container", "--config", str(config))
+    run = run_suite("-m", "post_deploy", "--target", "container", "--config", str(config),
+                    env={"POSTDEPLOY_RUN_ID": run_id})
     assert time.monotonic() - started < 60
     assert run.exit_code == 4, run.output
     assert "Traceback" not in run.output
     assert "did not accept connections within" in run.output
     assert "postdeploy-entrypoint" in run.output  # the container's last log lines
-    assert set(our_containers()) <= before
+    assert not containers_of(run_id)
 
 
 @needs_docker
-def test_interrupted_run_removes_its_container(tmp_path):
+def test_interrupted_run_removes_its_container(tmp_path, run_id):
     """Ctrl-C while the container target runs: the container goes too."""
-    before = set(our_containers())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")} | {"POSTDEPLOY_RUN_ID": run_id}
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "post_deploy", "--target", "container",
          f"--report-dir={tmp_path}"],
@@ -82,13 +91,13 @@ def test_interrupted_run_removes_its_container(tmp_path):
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
-    while not set(our_containers()) - before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert set(our_containers()) - before, "the container target started a container"
+    while not containers_of(run_id) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert containers_of(run_id), "the container target started a container"
     child.send_signal(signal.SIGINT)
     child.communicate(timeout=60)
     assert child.returncode != 0
-    assert set(our_containers()) <= before, "no container left behind after Ctrl-C"
+    assert not containers_of(run_id), "no container left behind after Ctrl-C"
 
 
 def test_without_docker_the_container_target_says_so(run_suite):
