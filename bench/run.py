@@ -80,7 +80,8 @@ def pytest_run(url: str, reports: Path, capture: Path | None, *args: str) -> tup
 
 def junit_times(folder: Path) -> dict[str, float]:
     root = ET.parse(folder / "junit.xml").getroot()
-    return {case.get("name"): float(case.get("time", 0)) for case in root.iter("testcase")}
+    # (under -n, an xdist group follows the name after "@")
+    return {case.get("name").split("@")[0]: float(case.get("time", 0)) for case in root.iter("testcase")}
 
 
 def psql_times(url: str, capture: Path) -> dict[str, float]:

@@ -4,7 +4,8 @@ import pytest
 
 from fixtures.balance import WritesNotAllowed, lookup, probe_trigger
 
-pytestmark = [pytest.mark.post_deploy, pytest.mark.balance]
+# The criteria here share one pass over the ledger: under -n they run in one worker.
+pytestmark = [pytest.mark.post_deploy, pytest.mark.balance, pytest.mark.xdist_group("ledger-balance-pass")]
 
 
 def test_balances_populated(balance_model, balance_state, signoff):

@@ -4,7 +4,8 @@ import pytest
 
 from fixtures.baseline import Baseline, BaselineError, ledger_differences, losses, measure
 
-pytestmark = [pytest.mark.post_deploy, pytest.mark.data]
+# The criteria here share one pass over the ledger: under -n they run in one worker.
+pytestmark = [pytest.mark.post_deploy, pytest.mark.data, pytest.mark.xdist_group("ledger-baseline-pass")]
 
 
 @pytest.fixture(scope="session")
