@@ -4,7 +4,7 @@ import pytest
 
 from fixtures.baseline import capture
 
-pytestmark = [pytest.mark.baseline]
+pytestmark = [pytest.mark.baseline, pytest.mark.data]
 
 
 def test_capture_baseline(catalog, db, settings, baseline_file, signoff):
