@@ -1,6 +1,5 @@
 """Thin on purpose: the machinery lives in fixtures/.
 
-Its plugins (fixtures.plugin, fixtures.balance_plugin, fixtures.backup.plugin,
-fixtures.app_plugin) are loaded by `addopts` in pyproject.toml, early enough for pytest to
-know their options before it reads any path.
+Its plugins are registered with pytest by the `pytest11` entry points in pyproject.toml
+(installed by `pip install -e .`), so their options are known before pytest reads any path.
 """

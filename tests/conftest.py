@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from fixtures import reference
-from fixtures.embedded import EmbeddedPostgres
+from fixtures.database.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,9 +115,9 @@ def reference_app(tmp_path: Path):
     Returns a function (database_url, env=None) -> Deployment whose .env holds APP_URL, the two
     test identities, LOG_FILES and the alert routes, ready for run_suite(env=...).
     """
-    from fixtures.alert_receiver import AlertReceiver
+    from fixtures.reference.alert_receiver import AlertReceiver
     from fixtures.reference.app import FAULT_VARIABLE, ReferenceApp
-    from fixtures.alert_receiver import FAULT_VARIABLE as RECEIVER_FAULT
+    from fixtures.reference.alert_receiver import FAULT_VARIABLE as RECEIVER_FAULT
 
     started: list = []
 

@@ -7,11 +7,11 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fixtures.alerting import AlertRoutes
-from fixtures.appchecks import parse_readiness
-from fixtures.http import Reply
-from fixtures.logscan import LogSource
-from fixtures.settings import LogSettings
+from fixtures.monitoring.alerting import AlertRoutes
+from fixtures.app.checks import parse_readiness
+from fixtures.app.http import Reply
+from fixtures.app.logscan import LogSource
+from fixtures.signoff.settings import LogSettings
 
 FIELDS = ("releaseId", "version")
 

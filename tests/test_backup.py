@@ -269,7 +269,7 @@ def test_gaps_and_schedule_shortfall():
     ],
 )
 def test_backup_settings_are_validated(tmp_path, text, message):
-    from fixtures.settings import ConfigError, load_settings
+    from fixtures.signoff.settings import ConfigError, load_settings
 
     path = tmp_path / "postdeploy.toml"
     path.write_text(text)
@@ -286,8 +286,8 @@ def test_plain_format_dump_restores(deployment, tmp_path):
     import psycopg
 
     from fixtures.backup.restore import client_binaries, restore_test
-    from fixtures.settings import DatabaseSettings
-    from fixtures.db import connect
+    from fixtures.signoff.settings import DatabaseSettings
+    from fixtures.database.session import connect
 
     url, _ = deployment
     plain = tmp_path / "inventory-20260314T030000Z.sql"

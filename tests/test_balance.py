@@ -11,10 +11,11 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from fixtures.balance import WritesNotAllowed, probe_trigger, read_state, resolve
-from fixtures.catalog import Catalog
-from fixtures.db import connect
-from fixtures.settings import DatabaseSettings, Settings
+from fixtures.balance.model import read_state, resolve
+from fixtures.balance.probe import WritesNotAllowed, probe_trigger
+from fixtures.database.catalog import Catalog
+from fixtures.database.session import connect
+from fixtures.signoff.settings import DatabaseSettings, Settings
 
 SETTINGS = Settings()
 
@@ -211,7 +212,7 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
 
 def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, reference_app, tmp_path):
     baseline = tmp_path / "baseline.json"
-    from fixtures.baseline import capture_to_file
+    from fixtures.data.baseline import capture_to_file
 
     capture_to_file(healthy_url, SETTINGS, baseline)
     app = reference_app(healthy_url)

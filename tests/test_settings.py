@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.redact import redact, redact_url, remember_secret
-from fixtures.settings import ConfigError, Settings, load_settings
-from fixtures.targets import env_target, read_dotenv
+from fixtures.signoff.redact import redact, redact_url, remember_secret
+from fixtures.signoff.settings import ConfigError, Settings, load_settings
+from fixtures.targets.env import env_target, read_dotenv
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from fixtures.balance import WritesNotAllowed, lookup, probe_trigger
+from fixtures.balance.lookup import lookup
+from fixtures.balance.probe import WritesNotAllowed, probe_trigger
 
 # The criteria here share one pass over the ledger: under -n they run in one worker.
 pytestmark = [pytest.mark.post_deploy, pytest.mark.balance, pytest.mark.xdist_group("ledger-balance-pass")]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures.baseline import Baseline, BaselineError, ledger_differences, losses, measure
+from fixtures.data.baseline import Baseline, BaselineError, ledger_differences, losses, measure
 
 # The criteria here share one pass over the ledger: under -n they run in one worker.
 pytestmark = [pytest.mark.post_deploy, pytest.mark.data, pytest.mark.xdist_group("ledger-baseline-pass")]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fixtures import dbhealth
-from fixtures.appchecks import item_problems, parse_readiness, rows_of, tampered, version_from
+from fixtures.app import dbhealth
+from fixtures.app.checks import item_problems, parse_readiness, rows_of, tampered, version_from
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.health]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fixtures import alerting
-from fixtures.jobs import heartbeat
+from fixtures.monitoring import alerting
+from fixtures.monitoring.jobs import heartbeat
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.monitoring]
 
