@@ -96,7 +96,7 @@ def test_protected_endpoints_refuse_bad_tokens(app, user_a, sessions, target, se
     signoff.check(
         not got_in,
         wanted=f"401 from {path} for each",
-        observed=(f"got in: {', '.join(f'{a.name} ({a.reply.status})' for a in got_in)}; " if got_in else "")
+        observed=(f"got in: {'; '.join(f'{a.name} ({a.reply.status})' for a in got_in)}; " if got_in else "")
         + f"{len(tried) - len(got_in)} of {len(tried)} refused with 401"
         + "".join(f"; {a.name} not tried: {a.note}" for a in attempts if a.reply is None),
         evidence=attempt_rows(attempts),
