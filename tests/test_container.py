@@ -95,8 +95,9 @@ def test_interrupted_run_removes_its_container(tmp_path, run_id):
         time.sleep(0.1)
     assert containers_of(run_id), "the container target started a container"
     child.send_signal(signal.SIGINT)
-    child.communicate(timeout=60)
-    assert child.returncode != 0
+    output = child.communicate(timeout=60)[0].decode(errors="replace")
+    assert child.returncode == 2, output
+    assert "interrupted by SIGINT during target start-up" in output and "SIGN-OFF: GO" not in output, output
     assert not containers_of(run_id), "no container left behind after Ctrl-C"
 
 
