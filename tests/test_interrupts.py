@@ -48,13 +48,14 @@ def pytest_runtest_teardown(item, nextitem):
     if PHASE == "teardown" and nextitem is None:
         _pause()
 '''
-CASES = [
-    ("demo", "target start-up", signal.SIGINT),
-    ("demo", "a criterion", signal.SIGTERM),
-    ("demo", "teardown", signal.SIGINT),
-    ("container", "target start-up", signal.SIGTERM),
-    ("container", "a criterion", signal.SIGINT),
-    ("container", "teardown", signal.SIGTERM),
+CASES = [  # target, phase, signal, xdist workers
+    ("demo", "target start-up", signal.SIGINT, 0),
+    ("demo", "a criterion", signal.SIGTERM, 0),
+    ("demo", "a criterion", signal.SIGINT, 2),
+    ("demo", "teardown", signal.SIGINT, 0),
+    ("container", "target start-up", signal.SIGTERM, 0),
+    ("container", "a criterion", signal.SIGINT, 0),
+    ("container", "teardown", signal.SIGTERM, 0),
 ]
 PHASE_SAID = {"target start-up": "target start-up", "a criterion": "the criteria", "teardown": "teardown"}
 
@@ -75,7 +76,7 @@ def _started(target: str, run_id: str, tmp: Path) -> bool:
     return any("postgres" in p for p in processes_under(str(tmp)))
 
 
-def interrupt_run(target: str, phase: str, signum: int, tmp: Path) -> tuple[int, str, str]:
+def interrupt_run(target: str, phase: str, signum: int, tmp: Path, workers: int = 0) -> tuple[int, str, str]:
     """Run the sign-off, signal it in `phase`; (exit status, output, run id)."""
     run_id = f"int-{uuid.uuid4().hex[:10]}"
     plugins = tmp / "plugins"
@@ -88,7 +89,8 @@ def interrupt_run(target: str, phase: str, signum: int, tmp: Path) -> tuple[int,
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
          "-p", "no:cacheprovider", "-p", "pause_at", "--report-dir", str(tmp / "reports"),
-         str(ROOT / "verifications"), "-m", "post_deploy", "--target", target],
+         str(ROOT / "verifications"), "-m", "post_deploy", "--target", target,
+         *(["-n", str(workers)] if workers else [])],
         cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -110,12 +112,13 @@ def interrupt_run(target: str, phase: str, signum: int, tmp: Path) -> tuple[int,
     return child.returncode, output, run_id
 
 
-@pytest.mark.parametrize(("target", "phase", "signum"), CASES,
-                         ids=[f"{t}-{p.replace(' ', '-')}-{signal.Signals(s).name}" for t, p, s in CASES])
-def test_an_interrupted_run_stops_cleanly(target, phase, signum, run_tmp):
+@pytest.mark.parametrize(("target", "phase", "signum", "workers"), CASES,
+                         ids=[f"{t}-{p.replace(' ', '-')}-{signal.Signals(s).name}" + (f"-n{n}" if n else "")
+                              for t, p, s, n in CASES])
+def test_an_interrupted_run_stops_cleanly(target, phase, signum, workers, run_tmp):
     if target == "container" and NO_DOCKER:
         pytest.skip(f"no Docker engine: {NO_DOCKER}")
-    code, output, run_id = interrupt_run(target, phase, signum, run_tmp)
+    code, output, run_id = interrupt_run(target, phase, signum, run_tmp, workers)
     assert code == 2, output
     assert f"interrupted by {signal.Signals(signum).name} during {PHASE_SAID[phase]}" in output, output
     assert "SIGN-OFF: GO" not in output, output
