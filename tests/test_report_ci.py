@@ -11,7 +11,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 from test_report_attach import SECRET, TicketService
 
