@@ -182,7 +182,8 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID", "APP_URL", "APP_USER_", "LOG_FILES", "LOG_COMMAND",
-                                 "SLACK_WEBHOOK_URL", "PAGERDUTY_", "POSTDEPLOY_", "RELEASE_VERSION"))
+                                 "SLACK_WEBHOOK_URL", "PAGERDUTY_", "POSTDEPLOY_", "RELEASE_VERSION",
+                                 "GITHUB_STEP_SUMMARY"))  # the suite's own CI summary stays its own
         }
         if database_url:
             environ["DATABASE_URL"] = database_url

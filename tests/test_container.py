@@ -46,7 +46,7 @@ def test_container_signoff_is_go_and_leaves_no_container(run_suite, run_id):
     )
     assert run.exit_code == 0, run.output
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - ")
-    assert {p.name for p in run.folder.iterdir()} == {"sign-off.html", "junit.xml", "sign-off.json"}
+    assert {p.name for p in run.folder.iterdir()} == {"sign-off.html", "sign-off.md", "junit.xml", "sign-off.json"}
     signoff = run.signoff
     assert signoff["target"].startswith("container (PostgreSQL in Docker) postgresql://postdeploy:***@127.0.0.1:")
     restore = next(c for c in signoff["criteria"] if c["name"] == "test_restore_latest_backup")

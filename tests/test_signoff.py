@@ -97,7 +97,7 @@ def test_failures_carry_evidence_rows(server, healthy_url, run_suite):
     rows = failed[0]["evidence"]
     assert rows and rows[0]["table"] == "StockMovement"
     html = (run.folder / "sign-off.html").read_text()
-    assert "class=&#39;evidence&#39;" in html and rows[0]["row"] in html
+    assert 'class="evidence"' in html and rows[0]["row"] in html
 
 
 def test_empty_database_is_no_go_with_readable_failures(server, run_suite):

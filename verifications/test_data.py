@@ -45,6 +45,7 @@ def test_no_rows_lost(compared, baseline_file, signoff):
             f" none lower ({baseline.total_rows} rows at baseline, {total} now)"
         ),
         evidence=lost,
+        figures={f"rows {table}": rows for table, rows in now.tables.items() if rows is not None},
     )
 
 

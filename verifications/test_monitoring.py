@@ -28,6 +28,11 @@ def test_job_heartbeats(catalog, settings, signoff):
             for b in beats
         ),
         evidence=[run for b in beats for run in b.recent],
+        figures={
+            f"{b.job} discrepancies": float(b.newest.discrepancies)
+            for b in beats
+            if b.newest and b.newest.discrepancies.lstrip("-").isdigit()
+        },
     )
 
 
