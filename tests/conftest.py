@@ -24,6 +24,10 @@ from fixtures import reference
 from fixtures.database.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
+RELEASE_CONFIG = (
+    f'[migration]\nfolder = "{reference.MIGRATIONS_DIR}"\n'
+    f'extra_sql = ["{reference.TRIGGER_SQL_PATH.relative_to(reference.MIGRATIONS_DIR)}"]\n'
+)
 
 
 class Server:
@@ -35,6 +39,7 @@ class Server:
         self.prefix = f"pdtest_{uuid.uuid4().hex[:6]}_"
         self.created: list[str] = []
         self.backup_config: str = ""  # a [backup] section: healthy dumps of the "healthy" database
+        self.release_config: str = RELEASE_CONFIG  # a [migration] section: the reference's own folder
 
     def url(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
@@ -173,8 +178,8 @@ class Run:
 def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
     """Run the suite as a user would, in a child process, and read what it wrote.
 
-    A test on a `server` signs off with that server's healthy backup folder (a postdeploy.toml
-    in the run's folder) unless it gives its own --config."""
+    A test on a `server` signs off with that server's healthy backup folder and the reference's
+    migration folder (a postdeploy.toml in the run's folder) unless it gives its own --config."""
 
     def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None,
             database_url: str | None = None, reports: str = "reports") -> Run:
@@ -192,7 +197,8 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
         reports.mkdir(exist_ok=True)
         default_config = tmp_path / "postdeploy.toml"
         if database_url and "--config" not in args and not default_config.exists() and "server" in request.fixturenames:
-            default_config.write_text(request.getfixturevalue("server").backup_config)
+            server = request.getfixturevalue("server")
+            default_config.write_text(server.backup_config + server.release_config)
         # From a scratch folder, so a developer's .env or postdeploy.toml cannot leak in.
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
