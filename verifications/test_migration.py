@@ -171,7 +171,7 @@ def test_applied_migrations_match_release(prisma_history, release, rehearsal, se
         observed=(f"{len(problems)} differ" if problems else f"all {len(release.migrations)} applied as released")
         + (f"; {len(steps)} after_migrate step(s) failed" if steps else "")
         + rehearsed,
-        evidence=[*problems, *steps] or (rehearsal.migrations if rehearsal else ()),
+        evidence=[*problems, *steps] or [m.evidence() for m in (rehearsal.migrations if rehearsal else ())],
     )
 
 
