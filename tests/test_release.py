@@ -121,6 +121,9 @@ DROP POLICY p ON "A";
     assert drifts["column A.n"].change == "changed" and drifts["column A.n"].have == "nullable NOT NULL"
     assert drifts["column A.tmp_x"].change == "extra" and drifts["index A.A_n_idx"].change == "missing"
     assert drifts["function f()"].change == "changed" and drifts["policy A.p"].change == "missing"
+    # A function body is shown by its first differing line.
+    assert drifts["function f()"].have == "definition line 4: AS $function$SELECT 2$function$"
+    assert drifts["function f()"].want == "definition line 4: AS $function$SELECT 1$function$"
     assert set(drifts) == {"enum Status", "column A.n", "column A.tmp_x", "index A.A_n_idx", "function f()", "policy A.p"}
     ignored = {d.object for d in compare(have, want, ("A.tmp_*", "index *", "function f()"))}
     assert ignored == {"enum Status", "column A.n", "policy A.p"}
