@@ -169,3 +169,19 @@ def test_without_a_folder_the_release_criteria_are_not_applicable(server, health
     assert run.exit_code == 0, run.output
     assert run.outcomes("not applicable") == {"test_applied_migrations_match_release", "test_schema_matches_release"}
     assert "2 not applicable" in run.output.rstrip().splitlines()[-1]
+
+
+def test_after_migrate_steps_sql_files_and_commands(server, tmp_path):
+    from fixtures.migration.rehearse import run_step
+
+    url = server.create_database("steps")
+    (tmp_path / "make.sql").write_text("CREATE TABLE made (id int);")
+    assert run_step("make.sql", url, tmp_path).error == ""
+    command = f"{sys.executable} -c \"import os, psycopg; psycopg.connect(os.environ['DATABASE_URL'], autocommit=True)" \
+              ".execute('INSERT INTO made VALUES (1)')\""
+    assert run_step(command, url, tmp_path).error == ""
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM made").fetchone()[0] == 1
+    failed = run_step(f"{sys.executable} -c \"raise SystemExit('backfill error: no such table')\"", url, tmp_path)
+    assert failed.error == "exit status 1: backfill error: no such table"
+    assert "No such file" in run_step("missing.sql", url, tmp_path).error
