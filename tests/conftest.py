@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,6 +61,15 @@ class Server:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for name in reversed(self.created):
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[str]:
+    """A short TMPDIR for a child process: a server's socket path must stay short, and the servers
+    it starts can be looked for there."""
+    folder = tempfile.mkdtemp(prefix="pdt-", dir="/tmp")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,14 +59,6 @@ def embedded_only(server):
         # This machine's PostgreSQL 15 dumps a column option (pg_attver) that PostgreSQL 18, where
         # the rehearsal restores, refuses: its dumps cannot be rehearsed here.
         pytest.skip("rehearsal self-tests restore dumps of the embedded server only")
-
-
-@pytest.fixture
-def short_tmp():
-    """A short TMPDIR for the run, so the throwaway servers it starts can be looked for."""
-    folder = tempfile.mkdtemp(prefix="pdr-", dir="/tmp")
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def assert_nothing_left(folder: str) -> None:

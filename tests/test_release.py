@@ -138,9 +138,9 @@ print(json.dumps({"cached": built.cached, "objects": len(built.schema)}))
 """
 
 
-def test_scratch_build_is_cached_once_for_concurrent_runs(tmp_path):
+def test_scratch_build_is_cached_once_for_concurrent_runs(tmp_path, short_tmp):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POSTDEPLOY_CACHE_DIR": str(tmp_path / "cache"),
-           "TMPDIR": str(tmp_path)}
+           "TMPDIR": short_tmp}
     command = [sys.executable, "-c", BUILD, str(reference.MIGRATIONS_DIR)]
     two = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     answers = sorted((json.loads(p.communicate(timeout=120)[0]) for p in two), key=lambda a: a["cached"])
@@ -149,6 +149,7 @@ def test_scratch_build_is_cached_once_for_concurrent_runs(tmp_path):
     third = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
     assert third["cached"]
     assert len(list((tmp_path / "cache").glob("release-schema-*.json"))) == 1
+    assert not list(Path(short_tmp).glob("postdeploy-*")), "the scratch server is removed"
 
 
 def test_folder_problems_are_one_line(run_suite, tmp_path):
