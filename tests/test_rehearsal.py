@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -16,6 +17,7 @@ from fixtures import reference
 from fixtures.reference.backups import demo_backups
 from fixtures.reference.faults import RELEASES
 from tests.conftest import ROOT
+from tests.test_container import containers_of, needs_docker
 from tests.test_demo import processes_under
 
 # The reference deployment as it was before its last migration (add_balance_table).
@@ -66,7 +68,8 @@ def assert_nothing_left(folder: str) -> None:
     assert not list(Path(folder).glob("postdeploy-*")), "their files are removed"
 
 
-def test_rehearsal_applies_the_last_migration_and_signs_off(server, healthy_url, run_suite, tmp_path, short_tmp):
+@pytest.mark.parametrize("into", ["embedded", pytest.param("container", marks=needs_docker)])
+def test_rehearsal_applies_the_last_migration_and_signs_off(into, server, healthy_url, run_suite, tmp_path, short_tmp):
     with psycopg.connect(healthy_url, autocommit=True) as conn:
         conn.execute(BEFORE_LAST_MIGRATION)
     demo_backups(healthy_url, tmp_path / "backups")
@@ -74,17 +77,21 @@ def test_rehearsal_applies_the_last_migration_and_signs_off(server, healthy_url,
     trigger = reference.TRIGGER_SQL_PATH
     config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR,
                               [str(trigger), str(reference.BACKFILL_SQL_PATH)])
-    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config),
-                    database_url=healthy_url, env={"TMPDIR": short_tmp})
+    run_id = f"test-{uuid.uuid4().hex[:12]}"
+    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--restore-into", into, "--config", str(config),
+                    database_url=healthy_url, env={"TMPDIR": short_tmp, "POSTDEPLOY_RUN_ID": run_id})
     assert run.exit_code == 0, run.output
     assert run.signoff["verdict"] == "GO"
     assert not run.outcomes("failed") and not run.outcomes("error"), run.output
     applied = next(c for c in run.signoff["criteria"] if c["name"] == "test_applied_migrations_match_release")
     assert applied["outcome"] == "passed"
-    assert f"{LAST_MIGRATION}: " in applied["observed"] and " s, AccessExclusiveLock on InventoryBalance" in applied["observed"]
+    observed = applied["observed"]
+    assert " (PostgreSQL 18." in observed and ", the target runs 18." in observed  # the one thing read of the target
+    assert f"{LAST_MIGRATION}: " in observed and " s, AccessExclusiveLock on InventoryBalance" in observed
     assert applied["evidence"][0]["migration"] == LAST_MIGRATION
     assert fingerprint(healthy_url) == before, "the target database is unchanged"
     assert_nothing_left(short_tmp)
+    assert not containers_of(run_id), "the scratch container is removed"
 
 
 def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_path, short_tmp):
