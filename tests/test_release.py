@@ -71,6 +71,18 @@ def test_deploy_records_rows_and_stops_at_a_failure(server, tmp_path):
         deploy(url, load_release(folder))
 
 
+def test_deploy_runs_a_concurrent_index_outside_a_transaction_as_prisma_does(server, tmp_path):
+    folder = make_release(tmp_path / "release", {
+        "1_init": "CREATE TABLE t (id int PRIMARY KEY, v int);",
+        "2_concurrently": 'CREATE INDEX CONCURRENTLY "t_v_idx" ON t (v);',
+    })
+    url = server.create_database("concurrently")
+    assert [r.error for r in deploy(url, load_release(folder))] == ["", ""]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v_idx'::regclass").fetchone()[0]
+    assert [(r[0], r[2], r[3]) for r in rows(url)] == [("1_init", True, 1), ("2_concurrently", True, 1)]
+
+
 def test_status_names_edited_pending_unknown_and_rolled_back(server, tmp_path):
     folder = make_release(tmp_path / "release", {"1_a": "CREATE TABLE a (id int);", "2_b": "CREATE TABLE b (id int);"})
     url = server.create_database("status")
