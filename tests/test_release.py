@@ -162,6 +162,10 @@ def test_scratch_build_is_cached_once_for_concurrent_runs(tmp_path, short_tmp):
     assert third["cached"]
     assert len(list((tmp_path / "cache").glob("release-schema-*.json"))) == 1
     assert not list(Path(short_tmp).glob("postdeploy-*")), "the scratch server is removed"
+    (tmp_path / "a-file").write_text("")  # a cache folder that cannot be made: built, not cached
+    uncached = json.loads(subprocess.run(command, env=env | {"POSTDEPLOY_CACHE_DIR": str(tmp_path / "a-file" / "c")},
+                                         capture_output=True, text=True, check=True).stdout)
+    assert uncached == {"cached": False, "objects": third["objects"]}
 
 
 def test_folder_problems_are_one_line(run_suite, tmp_path):
