@@ -98,7 +98,8 @@ def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_
     demo_backups(healthy_url, tmp_path / "backups")
     before = fingerprint(healthy_url)
     config = rehearsal_config(tmp_path, tmp_path / "backups", RELEASES / "next_unique_item_name", [])
-    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config),
+    # Under xdist: the workers read the rehearsal's record from the target the controller hands them.
+    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "-n", "2", "--config", str(config),
                     database_url=healthy_url, env={"TMPDIR": short_tmp})
     assert run.exit_code == 1, run.output
     assert run.signoff["verdict"] == "NO-GO"
