@@ -140,3 +140,20 @@ def test_ctrl_c_during_the_rehearsal_leaves_no_server(server, healthy_url, tmp_p
     assert child.returncode != 0
     assert "Traceback" not in output
     assert_nothing_left(short_tmp)
+
+
+def test_rehearsal_needs_a_folder_and_a_dump_it_can_restore(server, healthy_url, run_suite, tmp_path, short_tmp):
+    from fixtures.reference.backups import backup_source
+
+    config = tmp_path / "no-folder.toml"
+    config.write_text(server.backup_config)
+    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config), database_url=healthy_url)
+    assert run.exit_code == 4 and "--target rehearsal needs the release's migrations" in run.output, run.output
+    with backup_source("pgbackrest_ok", None, tmp_path / "pgbackrest") as (backup, _):
+        config.write_text(backup + server.release_config)
+        run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config),
+                        database_url=healthy_url, env={"TMPDIR": short_tmp})
+    assert run.exit_code == 4, run.output
+    assert "the pgbackrest provider's backups cannot be restored here: pgBackRest backups are physical" in run.output
+    assert "Traceback" not in run.output
+    assert_nothing_left(short_tmp)
