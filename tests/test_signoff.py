@@ -68,7 +68,8 @@ def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite, refere
     args = ["--allow-writes", "--baseline", str(baseline), *spec.args]
     if config or spec.config:
         path = tmp_path / "fault.toml"
-        path.write_text(server.backup_config + config + spec.config)
+        # A variant adds objects outside the migrations: its runs compare with no release.
+        path.write_text(server.backup_config + ("" if spec.variant else server.release_config) + config + spec.config)
         args += ["--config", str(path)]
     if held is not None:
         time.sleep(1.2)  # past the 1 s limit of the fault's config

@@ -2,6 +2,11 @@
 
 import pytest
 
+from fixtures.migration.drift import compare as compare_schema, describe as describe_schema
+from fixtures.migration.plugin import NOT_CONFIGURED
+from fixtures.migration.release import ReleaseError
+from fixtures.migration.status import compare as compare_status
+
 pytestmark = [pytest.mark.post_deploy, pytest.mark.migration]
 
 BALANCE_EVENTS = {"INSERT", "UPDATE", "DELETE"}
@@ -149,4 +154,40 @@ def test_balance_table_and_trigger(catalog, settings, signoff):
             }
             for t in triggers
         ],
+    )
+
+
+def test_applied_migrations_match_release(prisma_history, release, rehearsal, settings, signoff):
+    """Review migration scripts: the migrations applied are the release's files, unchanged, none pending or unknown."""
+    if release is None:
+        signoff.not_applicable("a release migration folder to compare with", NOT_CONFIGURED)
+    history = signoff.require(prisma_history, f"table {settings.migration.table}")
+    problems = compare_status(history, release)
+    steps = [s for s in rehearsal.steps if s.error] if rehearsal else []
+    rehearsed = f"; {rehearsal.summary()}" if rehearsal else ""
+    signoff.check(
+        not problems and not steps,
+        wanted=f"the {len(release.migrations)} migrations of {release.folder.name}/ applied with their checksums, no other",
+        observed=(f"{len(problems)} differ" if problems else f"all {len(release.migrations)} applied as released")
+        + (f"; {len(steps)} after_migrate step(s) failed" if steps else "")
+        + rehearsed,
+        evidence=[*problems, *steps] or [m.evidence() for m in (rehearsal.migrations if rehearsal else ())],
+    )
+
+
+def test_schema_matches_release(catalog, release, release_schema, settings, signoff):
+    """Test on staging database first: the schema is what the release's migrations build, nothing more or less."""
+    if release is None:
+        signoff.not_applicable("a release migration folder to build the schema from", NOT_CONFIGURED)
+    if isinstance(release_schema, ReleaseError):
+        signoff.check(False, wanted="the release's migrations build a schema", observed=str(release_schema))
+    have = describe_schema(catalog.conn, catalog.schemas, skip_tables=(settings.migration.table,))
+    drifts = compare_schema(have, release_schema.schema, settings.migration.ignore)
+    counts = {c: sum(d.change == c for d in drifts) for c in ("extra", "missing", "changed")}
+    signoff.check(
+        not drifts,
+        wanted=f"the {len(release_schema.schema)} objects {release.folder.name}/ builds ({release_schema.how()})"
+        + (f", ignoring {', '.join(settings.migration.ignore)}" if settings.migration.ignore else ""),
+        observed=", ".join(f"{n} {c}" for c, n in counts.items() if n) if drifts else "no drift",
+        evidence=drifts,
     )
