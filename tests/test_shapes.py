@@ -129,3 +129,15 @@ def test_config_errors_name_the_key(section, line, message, server, shape_templa
     assert message in run.output
     assert "Traceback" not in run.output
     assert len([x for x in run.output.splitlines() if x.startswith("ERROR")]) == 1, run.output
+
+
+def test_signed_ledger_drift_evidence_names_the_balance_key(server, shape_templates, run_suite, tmp_path):
+    url = _copy(server, shape_templates, "signed")
+    config = _configure(url, "signed", tmp_path, server)
+    apply_fault(url, "signed_ledger_drift")
+    run = run_suite("-m", "balance", "--config", str(config), database_url=url, env=NO_DEFAULT_ORG)
+    failed = [c for c in run.signoff["criteria"] if c["outcome"] == "failed"]
+    assert [c["name"] for c in failed] == ["test_balances_reconcile_with_ledger"], run.output
+    assert failed[0]["evidence"][0]["key"] == "product_id=1, warehouse_id=1"
+    assert failed[0]["evidence"][0]["delta"] == "4"  # an EXIT of 4 the stock table never saw
+    assert "CASE transaction_type WHEN 'EXIT' THEN -qty ELSE qty END" in failed[0]["wanted"]
