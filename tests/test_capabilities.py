@@ -9,7 +9,7 @@ from pathlib import Path
 from fixtures.data.baseline import capture_to_file
 from fixtures.signoff.settings import Settings
 
-DECLARED = '[balance]\ntrigger = ""\n[monitoring]\nreconciliation_table = ""\n[app]\nenabled = false\n'
+DECLARED = '[balance]\ntrigger = ""\n[monitoring]\nreconciliation_table = ""\n[app]\nenabled = false\n[alerting]\nenabled = false\n'
 
 
 def test_declared_absent_is_not_applicable_and_go(server, healthy_url, run_suite, tmp_path: Path):
@@ -25,7 +25,7 @@ def test_declared_absent_is_not_applicable_and_go(server, healthy_url, run_suite
     na = {n for n, c in outcomes.items() if c["outcome"] == "not applicable"}
     assert {"test_balance_table_and_trigger", "test_trigger_keeps_balances_current", "test_job_heartbeats",
             "test_liveness_endpoint", "test_login", "test_cross_org_list_clean",
-            "test_no_critical_errors_in_logs"} <= na
+            "test_no_critical_errors_in_logs", "test_alert_routes_configured", "test_alert_delivery"} <= na
     assert last.startswith("SIGN-OFF: GO - ") and f"{len(na)} not applicable" in last, last
     # Balances kept by the application: the reconciliation still runs, and passes.
     assert outcomes["test_balances_reconcile_with_ledger"]["outcome"] == "passed"

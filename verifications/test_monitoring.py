@@ -33,7 +33,7 @@ def test_job_heartbeats(catalog, settings, signoff):
     )
 
 
-def test_alert_routes_configured(alert_routes, signoff):
+def test_alert_routes_configured(alerting_declared, alert_routes, signoff):
     """Configure alerting: a Slack webhook URL or a PagerDuty routing key is present and well-formed."""
     routes = alert_routes.describe()
     if not routes:
@@ -48,7 +48,7 @@ def test_alert_routes_configured(alert_routes, signoff):
     )
 
 
-def test_alert_delivery(alert_routes, send_test_alert, settings, signoff):
+def test_alert_delivery(alerting_declared, alert_routes, send_test_alert, settings, signoff):
     """Test alert delivery: a test message reaches Slack; a PagerDuty trigger is accepted and resolved."""
     if not send_test_alert:
         signoff.skip("delivery not tested: run with --send-test-alert to send a test alert", blocking=False)
