@@ -115,8 +115,10 @@ def test_cross_tenant_evidence_names_every_key_column(server, shape_templates, r
          "balance.ledger_where must be one SQL expression, without ';'"),
         ("balance", 'ledger_where = "warehouse = 1"',
          "balance.ledger_where is not a valid SQL expression over inventory_transactions"),
+        ("balance", 'ledger_quantity_sql = "qty % 2"', "balance.ledger_quantity_sql must not contain '%'"),
     ],
-    ids=["override-missing-column", "nullable-missing-table", "quantity-sql", "where-two-statements", "where-unknown-column"],
+    ids=["override-missing-column", "nullable-missing-table", "quantity-sql", "where-two-statements",
+         "where-unknown-column", "quantity-sql-percent"],
 )
 def test_config_errors_name_the_key(section, line, message, server, shape_templates, run_suite, tmp_path):
     url = _copy(server, shape_templates, "signed")

@@ -67,6 +67,7 @@ def test_tenant_columns_not_null(tenancy, signoff):
     signoff.check(
         not gaps,
         wanted=f'"{tenancy.column_name}" NOT NULL on {len(tenancy.tables)} tenant-scoped tables'
+        + "".join(f' ("{c}" on {t})' for t, c in tenancy.settings.columns.items())
         + (f" (nullable by declaration: {', '.join(declared)})" if declared else ""),
         observed=f"{len(gaps)} tables fall short" if gaps
         else f"all {len(tenancy.tables) - len(declared)} NOT NULL" + (f", {len(declared)} nullable as declared" if declared else ""),
