@@ -9,7 +9,7 @@ from fixtures.balance.probe import WritesNotAllowed, probe_trigger
 pytestmark = [pytest.mark.post_deploy, pytest.mark.balance, pytest.mark.xdist_group("ledger-balance-pass")]
 
 
-def test_balances_populated(balance_model, balance_state, signoff):
+def test_balances_populated(balances_kept, balance_model, balance_state, signoff):
     """Verify balances populated: every ledger key has a balance row; no balance row without ledger rows holds stock."""
     model, problems = balance_model
     signoff.precondition(problems, wanted="the balance table and the ledger with their key and quantity columns")
@@ -25,14 +25,14 @@ def test_balances_populated(balance_model, balance_state, signoff):
     )
 
 
-def test_balances_reconcile_with_ledger(balance_model, balance_state, settings, signoff):
+def test_balances_reconcile_with_ledger(balances_kept, balance_model, balance_state, settings, signoff):
     """Test reconciliation job: every balance equals the sum of its ledger rows, read in one snapshot."""
     model, problems = balance_model
     signoff.precondition(problems, wanted="the balance table and the ledger with their key and quantity columns")
     s = balance_state
     signoff.check(
         s.drifted == 0,
-        wanted=f"0 keys where {model.balance}.{model.quantity} differs from sum({model.ledger}.{model.ledger_quantity})",
+        wanted=f"0 keys where {model.balance}.{model.quantity} differs from sum({model.ledger}.{model.quantity_label})",
         observed=f"{s.drifted} drifted keys, total absolute drift {s.total_drift}, over {s.balances} balances"
         f" and {s.ledger_rows} ledger rows (one REPEATABLE READ snapshot, {s.seconds:.2f} s)",
         evidence=s.worst,
@@ -41,7 +41,7 @@ def test_balances_reconcile_with_ledger(balance_model, balance_state, settings, 
 
 
 @pytest.mark.writes
-def test_trigger_keeps_balances_current(balance_model, catalog, target, settings, signoff):
+def test_trigger_keeps_balances_current(balance_trigger, balance_model, catalog, target, settings, signoff):
     """Verify trigger created: insert, insert for a new key, update and delete keep the balance current (rolled back)."""
     if not target.allow_writes:
         signoff.skip("the target does not allow writes (set signoff.allow_writes or pass --allow-writes)", blocking=False)
@@ -66,12 +66,10 @@ def test_trigger_keeps_balances_current(balance_model, catalog, target, settings
     )
 
 
-def test_balance_lookup_uses_index_and_is_fast(balance_model, db, settings, signoff):
+def test_balance_lookup_uses_index_and_is_fast(balances_kept, balance_model, db, settings, signoff):
     """Test balance queries: the balance lookup is planned with an index and its p95 is within budget."""
     model, problems = balance_model
     signoff.precondition(problems, wanted="the balance table and the ledger with their key and quantity columns")
-    if model.tenant is None:
-        signoff.check(False, wanted=f'a tenant column on {model.balance}', observed="none: the lookup cannot be scoped")
     cfg = settings.balance
     result = lookup(db, model, cfg)
     indexed = result.uses_index_on(model.key[0])

@@ -49,7 +49,7 @@ def test_no_rows_lost(compared, baseline_file, signoff):
     )
 
 
-def test_ledger_history_unchanged(compared, baseline_file, signoff):
+def test_ledger_history_unchanged(balances_kept, compared, baseline_file, signoff):
     """Zero data loss: the ledger rows that existed before the deploy are unchanged (count, sum, row hash)."""
     baseline, now = _baseline(compared, baseline_file, signoff)
     b = baseline.ledger
