@@ -170,3 +170,22 @@ def test_one_declared_table_maps_every_area():
     named = [n for s in SUCCESS_CRITERIA for n in s.names]
     assert named == ["test_no_critical_errors_in_logs"]
     assert "def test_no_critical_errors_in_logs(" in (ROOT / "verifications" / "test_health.py").read_text()
+
+
+@needs_chromium
+def test_not_applicable_shows_on_the_page_in_markdown_and_history(run_suite, tmp_path):
+    config = tmp_path / "absent.toml"
+    config.write_text("[logs]\nenabled = false\n\n[alerting]\nenabled = false\n")
+    run = run_suite("-m", "post_deploy", "--target", "demo", "--config", str(config))
+    assert run.exit_code == 0, run.output
+    document = dom(run.folder / "sign-off.html", tmp_path / "chromium")
+    lines = dict(success_criteria(document))
+    assert lines["No critical errors in logs"] == "not applicable"
+    assert lines["Monitoring configured"] == "GO"  # the heartbeat passed; alerting declared absent
+    assert "not applicable" in re.search(r'<section id="verdict".*?</section>', document, re.S).group()
+    matrix = re.search(r'<table class="matrix" id="matrix">.*?</table>', document, re.S).group()
+    assert re.search(r'#area-monitoring">monitoring</a></td>\s*<td[^>]*>1</td>(\s*<td[^>]*>0</td>){3}\s*<td[^>]*>2</td>', matrix)
+    assert "| No critical errors in logs | ➖ not applicable |" in (run.folder / "sign-off.md").read_text()
+    with sqlite3.connect(run.report_dir / "history.sqlite") as conn:
+        outcomes = dict(conn.execute("SELECT name, outcome FROM criterion"))
+    assert outcomes["test_no_critical_errors_in_logs"] == NOT_APPLICABLE
