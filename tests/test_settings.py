@@ -8,7 +8,7 @@ import pytest
 
 from fixtures.signoff.redact import redact, redact_url, remember_secret
 from fixtures.signoff.settings import ConfigError, Settings, load_settings
-from fixtures.targets.env import env_target, read_dotenv
+from fixtures.targets.env import env_target, load_environment
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -56,20 +56,30 @@ def test_bad_files_name_the_key(tmp_path, text, message):
     assert message in str(err.value)
 
 
-def test_dotenv_is_parsed_and_bad_lines_are_named(tmp_path):
+def test_dotenv_is_read_the_environment_wins_and_bad_lines_are_named(tmp_path, monkeypatch):
+    for name in ("DATABASE_URL", "DEFAULT_ORG_ID", "APP_URL"):
+        monkeypatch.setenv(name, "")  # recorded, so what .env sets is undone after the test
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DEFAULT_ORG_ID", "org_from_environment")
     env = tmp_path / ".env"
-    env.write_text("# comment\nexport DATABASE_URL='postgresql://a:b@h/d'\n\nDEFAULT_ORG_ID=org_x\n")
-    assert read_dotenv(env) == {"DATABASE_URL": "postgresql://a:b@h/d", "DEFAULT_ORG_ID": "org_x"}
-    env.write_text("DATABASE_URL\n")
-    with pytest.raises(ConfigError, match=r"\.env:1: expected KEY=VALUE"):
-        read_dotenv(env)
+    env.write_text("# comment\nexport DATABASE_URL='postgresql://a:b@h/d'\n\nDEFAULT_ORG_ID=org_x\nAPP_URL=http://127.0.0.1:9/\n")
+    load_environment(env)
+    target = env_target(allow_writes=False)
+    assert target.database_url == "postgresql://a:b@h/d"
+    assert target.default_org_id == "org_from_environment"
+    assert target.app_url == "http://127.0.0.1:9"
+    env.write_text("DATABASE_URL=x\nnot a binding\n")
+    with pytest.raises(ConfigError, match=r"\.env:2: expected KEY=VALUE"):
+        load_environment(env)
 
 
-def test_env_target_needs_a_postgres_url():
+def test_env_target_needs_a_postgres_url(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ConfigError, match="DATABASE_URL is not set.*--target demo"):
-        env_target({}, allow_writes=False)
+        env_target(allow_writes=False)
+    monkeypatch.setenv("DATABASE_URL", "mysql://u:p@h/d")
     with pytest.raises(ConfigError, match="must be a postgresql:// URL"):
-        env_target({"DATABASE_URL": "mysql://u:p@h/d"}, allow_writes=False)
+        env_target(allow_writes=False)
 
 
 def test_redaction_masks_passwords_tokens_and_remembered_secrets():
