@@ -38,7 +38,7 @@ def ledger_locked(url: str, until_waited_s: float | None) -> Iterator[None]:
             while not done.is_set() and time.monotonic() < deadline:
                 waited = watch.execute(
                     "SELECT max(extract(epoch FROM now() - state_change)) FROM pg_stat_activity"
-                    " WHERE application_name = 'postdeploy' AND wait_event_type = 'Lock'"
+                    " WHERE application_name = 'postdeploy' AND wait_event_type = 'Lock' AND datname = current_database()"
                 ).fetchone()[0]
                 if until_waited_s is not None and waited is not None and waited >= until_waited_s:
                     return
