@@ -16,7 +16,7 @@ from fixtures.balance.probe import WritesNotAllowed, probe_trigger
 from fixtures.data.baseline import capture
 from fixtures.database.catalog import Catalog
 from fixtures.database.session import connect
-from fixtures.ledger.plugin import shared_spec
+from fixtures.ledger.shared import shared_spec
 from fixtures.ledger.scan import run
 from fixtures.signoff.settings import DatabaseSettings, Settings
 from fixtures.tenancy.model import TenantModel
@@ -211,8 +211,10 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
             for _ in range(15):
                 passes.append(run(conn, spec))
                 time.sleep(0.03)  # let the writer commit between reads
+            config = tmp_path / "workers.toml"  # workers even for this small ledger
+            config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
             suite = run_suite("-m", "post_deploy", "-k", "reconcile or populated or consistent or rows_lost or history", "-n", "2",
-                              "--baseline", str(baseline), database_url=healthy_url)
+                              "--baseline", str(baseline), "--config", str(config), database_url=healthy_url)
     assert writer.error is None, writer.error
     assert writer.inserted > 50
     assert [p.balance.drifted for p in passes] == [0] * len(passes)
@@ -233,9 +235,11 @@ def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, r
 
     capture_to_file(healthy_url, SETTINGS, baseline)
     app = reference_app(healthy_url)
+    config = tmp_path / "workers.toml"  # workers even for this small ledger
+    config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
     with Writer(healthy_url) as writer, lock_watch(healthy_url) as (waits, samples):
-        run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), database_url=healthy_url,
-                        env=app.env)
+        run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), "--config", str(config),
+                        database_url=healthy_url, env=app.env)
     assert writer.error is None, writer.error
     assert samples[0] > 10 and writer.inserted > 50
     assert waits == [], f"lock waits involving application_name=postdeploy: {waits[:5]}"

@@ -22,6 +22,8 @@ LEDGER_CRITERIA = {
     "test_ledger_history_unchanged",
 }
 SELECT = ("-m", "post_deploy", "-k", "reconcile or populated or consistent or rows_lost or history")
+# Workers even for the small self-test ledgers (else a run under -n stays in one process).
+WORKERS_ALWAYS = "\n[database]\nparallel_min_ledger_rows = 0\n"
 
 
 @contextmanager
@@ -66,9 +68,12 @@ def ledger_records(run) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
-def test_one_pass_per_run_recorded_on_each_criterion(server, healthy_url, baseline, run_suite, workers):
-    run = run_suite(*SELECT, "--baseline", baseline, "-n", workers, database_url=healthy_url)
+def test_one_pass_per_run_recorded_on_each_criterion(server, healthy_url, baseline, run_suite, workers, tmp_path):
+    config = tmp_path / "workers.toml"
+    config.write_text(server.backup_config + WORKERS_ALWAYS)
+    run = run_suite(*SELECT, "--baseline", baseline, "-n", workers, "--config", str(config), database_url=healthy_url)
     assert run.exit_code == 0, run.output
+    assert ("created: 2/2 workers" in run.output) == (workers == "2"), run.output
     records = ledger_records(run)
     assert set(records) == LEDGER_CRITERIA
     passes = {(r["shared_pass"]["seconds"], r["shared_pass"]["source"]) for r in records.values()}
@@ -129,7 +134,7 @@ def test_replica_lagging_over_the_limit_fails_the_ledger_criteria(server, health
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_slow_pass_prints_a_progress_line(server, healthy_url, baseline, run_suite, tmp_path, workers):
     config = tmp_path / "slow.toml"
-    config.write_text(server.backup_config + "\n[database]\nlock_timeout_ms = 30000\n")
+    config.write_text(server.backup_config + WORKERS_ALWAYS + "lock_timeout_ms = 30000\n")
     with ledger_locked(healthy_url, 3.0):
         run = run_suite(*SELECT, "--baseline", baseline, "--config", str(config), "-n", workers,
                         database_url=healthy_url)
@@ -149,3 +154,10 @@ def test_ledger_statement_timeout_fails_the_ledger_criteria(server, healthy_url,
     observed = ledger_records(run)["test_no_rows_lost"]["observed"]
     assert observed == "the ledger pass over StockMovement on the primary was cancelled after 500 ms"
     assert "database.ledger_statement_timeout_ms" in ledger_records(run)["test_no_rows_lost"]["wanted"]
+
+
+def test_small_ledger_under_n_stays_in_one_process(server, healthy_url, baseline, run_suite):
+    run = run_suite(*SELECT, "--baseline", baseline, "-n", "2", database_url=healthy_url)
+    assert run.exit_code == 0, run.output
+    assert "created: 2/2 workers" not in run.output
+    assert "one process: the ledger holds ~" in run.output and "database.parallel_min_ledger_rows (5,000,000)" in run.output
