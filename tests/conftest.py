@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,10 @@ from fixtures import reference
 from fixtures.database.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
+RELEASE_CONFIG = (
+    f'[migration]\nfolder = "{reference.MIGRATIONS_DIR}"\n'
+    f'extra_sql = ["{reference.TRIGGER_SQL_PATH.relative_to(reference.MIGRATIONS_DIR)}"]\n'
+)
 
 
 class Server:
@@ -35,6 +41,7 @@ class Server:
         self.prefix = f"pdtest_{uuid.uuid4().hex[:6]}_"
         self.created: list[str] = []
         self.backup_config: str = ""  # a [backup] section: healthy dumps of the "healthy" database
+        self.release_config: str = RELEASE_CONFIG  # a [migration] section: the reference's own folder
 
     def url(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
@@ -54,6 +61,15 @@ class Server:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for name in reversed(self.created):
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[str]:
+    """A short TMPDIR for a child process: a server's socket path must stay short, and the servers
+    it starts can be looked for there."""
+    folder = tempfile.mkdtemp(prefix="pdt-", dir="/tmp")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -173,8 +189,8 @@ class Run:
 def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
     """Run the suite as a user would, in a child process, and read what it wrote.
 
-    A test on a `server` signs off with that server's healthy backup folder (a postdeploy.toml
-    in the run's folder) unless it gives its own --config."""
+    A test on a `server` signs off with that server's healthy backup folder and the reference's
+    migration folder (a postdeploy.toml in the run's folder) unless it gives its own --config."""
 
     def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None,
             database_url: str | None = None, reports: str = "reports") -> Run:
@@ -182,7 +198,8 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID", "APP_URL", "APP_USER_", "LOG_FILES", "LOG_COMMAND",
-                                 "SLACK_WEBHOOK_URL", "PAGERDUTY_", "POSTDEPLOY_", "RELEASE_VERSION"))
+                                 "SLACK_WEBHOOK_URL", "PAGERDUTY_", "POSTDEPLOY_", "RELEASE_VERSION",
+                                 "GITHUB_STEP_SUMMARY"))  # the suite's own CI summary stays its own
         }
         if database_url:
             environ["DATABASE_URL"] = database_url
@@ -192,7 +209,8 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
         reports.mkdir(exist_ok=True)
         default_config = tmp_path / "postdeploy.toml"
         if database_url and "--config" not in args and not default_config.exists() and "server" in request.fixturenames:
-            default_config.write_text(request.getfixturevalue("server").backup_config)
+            server = request.getfixturevalue("server")
+            default_config.write_text(server.backup_config + server.release_config)
         # From a scratch folder, so a developer's .env or postdeploy.toml cannot leak in.
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),

@@ -1,4 +1,5 @@
-"""Unit tests: readiness bodies in the common conventions, log lines since the deploy, alert routes."""
+"""Unit tests: readiness bodies in the common conventions, log lines since the deploy, alert routes;
+the bad-token battery against the reference app."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jwt
+import pytest
+
+from fixtures import reference
+from fixtures.app.access import AppIdentity
+from fixtures.app.http import AppClient, Reply
+from fixtures.app.tokens import MALFORMED, NO_TOKEN, attempt_rows, forgeries, try_bad_tokens
 from fixtures.monitoring.alerting import AlertRoutes
-from fixtures.app.checks import parse_readiness
-from fixtures.app.http import Reply
+from fixtures.reference.app import FAULT_VARIABLE
+from fixtures.app.checks import Sessions, parse_readiness
 from fixtures.app.logscan import LogSource
-from fixtures.signoff.settings import LogSettings
+from fixtures.signoff.settings import AppSettings, LogSettings
 
 FIELDS = ("releaseId", "version")
 
@@ -76,3 +84,67 @@ def test_alert_route_shapes():
     assert "abcdefabcdef" not in " ".join(good.describe())
     bad = AlertRoutes("http://hooks.slack.com/services/T000/B000/x", "short", "https://events.example/v2/enqueue")
     assert len(bad.problems()) == 2
+
+
+# The bad-token battery against the reference app, healthy and with each token fault.
+
+_FORGED = {"claims changed (signature kept)", "alg none (empty signature)", "signature stripped",
+           "signed with the suite's own key", "organization set to B's (signature kept)"}
+TOKEN_FAULTS = {
+    "": set(),
+    "no_token_accepted": {NO_TOKEN},
+    "tampered_token_accepted": _FORGED,
+    "alg_none_accepted": {"alg none (empty signature)"},
+    "stripped_signature_accepted": {"signature stripped"},
+    "foreign_key_accepted": {"signed with the suite's own key", "organization set to B's (signature kept)"},
+}
+
+
+@pytest.mark.parametrize("fault", TOKEN_FAULTS, ids=lambda f: f or "healthy")
+def test_token_battery_names_what_gets_in(fault, server, healthy_url, reference_app):
+    if server.label != "embedded":
+        pytest.skip("the app's token check does not depend on the database server: run on the embedded one")
+    deployment = reference_app(healthy_url, env={FAULT_VARIABLE: fault})
+    a, b = reference.IDENTITIES[0], reference.IDENTITIES[2]
+    client = AppClient(deployment.env["APP_URL"], 10)
+    try:
+        token = Sessions(client, AppSettings()).token(AppIdentity("A", a.org_id, a.email, a.password))
+        attempts = try_bad_tokens(client, "/api/inventory", token, a.org_id, b.org_id)
+    finally:
+        client.close()
+    names = [x.name for x in attempts]
+    assert names[:2] == [NO_TOKEN, MALFORMED] and set(names[2:]) == _FORGED and len(names) == 7
+    assert {x.name for x in attempts if not x.refused} == TOKEN_FAULTS[fault]
+    rows = attempt_rows(attempts)
+    assert len(rows) <= 2 and sorted("; ".join(r["attempts"] for r in rows).split("; ")) == sorted(names)
+    assert {n for r in rows if r["status"] != "401" for n in r["attempts"].split("; ")} == TOKEN_FAULTS[fault]
+    shown = json.dumps(rows)
+    assert token not in shown and all(f not in shown for f in forgeries(token, a.org_id, b.org_id).values())
+
+
+def test_forgeries_of_a_jwt_keep_what_they_claim_to_keep():
+    key = b"k" * 32
+    token = jwt.encode({"sub": "u1", "orgId": "org-a", "exp": 4_000_000_000}, key, algorithm="HS256",
+                       headers={"kid": "k1"})
+    forged = forgeries(token, "org-a", "org-b")
+    head, payload, signature = token.split(".")
+    assert forged["signature stripped"] == f"{head}.{payload}."
+    assert forged["claims changed (signature kept)"].endswith(f".{signature}")
+    moved = forged["organization set to B's (signature kept)"]
+    assert moved.endswith(f".{signature}") and jwt.decode(moved, options={"verify_signature": False})["orgId"] == "org-b"
+    none = forged["alg none (empty signature)"]
+    assert none.endswith(".") and jwt.get_unverified_header(none) == {"alg": "none", "typ": "JWT", "kid": "k1"}
+    own = forged["signed with the suite's own key"]
+    assert jwt.decode(own, options={"verify_signature": False})["sub"] == "u1"
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(own, key, algorithms=["HS256"])
+    # Without B's organization, or without a claim holding A's, the move cannot be made.
+    assert forgeries(token, "org-a", None)["organization set to B's (signature kept)"] is None
+    assert forgeries(token, "org-z", "org-b")["organization set to B's (signature kept)"] is None
+
+
+def test_an_opaque_token_gets_a_changed_character_only():
+    forged = forgeries("opaque-session-token-0123456789", "org-a", "org-b")
+    assert list(forged) == ["token with a character changed"]
+    changed = forged["token with a character changed"]
+    assert len(changed) == 31 and changed != "opaque-session-token-0123456789"

@@ -39,7 +39,7 @@ def test_demo_signoff_is_go_and_leaves_nothing_behind(workers, run_suite, demo_t
     run = run_suite("-m", "post_deploy", "--target", "demo", *workers, env={"TMPDIR": demo_tmp})
     assert run.exit_code == 0, run.output
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - ")
-    assert {p.name for p in run.folder.iterdir()} == {"sign-off.html", "junit.xml", "sign-off.json"}
+    assert {p.name for p in run.folder.iterdir()} == {"sign-off.html", "sign-off.md", "junit.xml", "sign-off.json"}
     assert run.folder.name.startswith("demo-")
     assert len(run.outcomes("passed")) + len(OPTIONAL) == len(run.signoff["criteria"]) >= CRITERIA
     assert run.outcomes("skipped") == OPTIONAL

@@ -36,6 +36,7 @@ def test_latest_backup_age(backups, database_now, signoff):
             else f"no backup listed by {inventory.describe()}"
         ),
         evidence=[*newest_first(inventory, database_now)[:3], *({"note": n} for n in inventory.notes)],
+        figures={"backup_age_hours": age.total_seconds() / 3600} if age is not None else None,
     )
 
 

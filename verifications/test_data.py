@@ -44,10 +44,11 @@ def test_no_rows_lost(compared, baseline_file, ledger, signoff):
             f" none lower ({baseline.total_rows} rows at baseline, {total} now)"
         ),
         evidence=lost,
+        figures={f"rows {table}": rows for table, rows in now.tables.items() if rows is not None},
     )
 
 
-def test_ledger_history_unchanged(compared, baseline_file, ledger, signoff):
+def test_ledger_history_unchanged(balances_kept, compared, baseline_file, ledger, signoff):
     """Zero data loss: the ledger rows that existed before the deploy are unchanged (count, sum, row hash)."""
     baseline, now = _baseline(compared, baseline_file, ledger, signoff)
     b = baseline.ledger

@@ -2,6 +2,11 @@
 
 import pytest
 
+from fixtures.migration.drift import compare as compare_schema, describe as describe_schema
+from fixtures.migration.plugin import NOT_CONFIGURED
+from fixtures.migration.release import ReleaseError
+from fixtures.migration.status import compare as compare_status
+
 pytestmark = [pytest.mark.post_deploy, pytest.mark.migration]
 
 BALANCE_EVENTS = {"INSERT", "UPDATE", "DELETE"}
@@ -63,10 +68,14 @@ def test_organizations_table(tenancy, target, settings, signoff):
 def test_tenant_columns_not_null(tenancy, signoff):
     """Verify orgId columns added: every tenant-scoped table has a NOT NULL tenant column."""
     gaps = tenancy.missing_or_nullable()
+    declared = tenancy.declared_nullable()
     signoff.check(
         not gaps,
-        wanted=f'"{tenancy.column_name}" NOT NULL on {len(tenancy.tables)} tenant-scoped tables',
-        observed=f"{len(gaps)} tables fall short" if gaps else f"all {len(tenancy.tables)} NOT NULL",
+        wanted=f'"{tenancy.column_name}" NOT NULL on {len(tenancy.tables)} tenant-scoped tables'
+        + "".join(f' ("{c}" on {t})' for t, c in tenancy.settings.columns.items())
+        + (f" (nullable by declaration: {', '.join(declared)})" if declared else ""),
+        observed=f"{len(gaps)} tables fall short" if gaps
+        else f"all {len(tenancy.tables) - len(declared)} NOT NULL" + (f", {len(declared)} nullable as declared" if declared else ""),
         evidence=gaps,
     )
 
@@ -75,10 +84,13 @@ def test_tenant_backfill_complete(tenancy, signoff):
     """Verify data backfilled: no row without a tenant value in any tenant-scoped table."""
     signoff.precondition(tenancy.unreadable(), wanted="every tenant-scoped table with its tenant column")
     nulls = tenancy.null_tenant_rows()
+    allowed = tenancy.null_tenant_rows(allowed=True)
     signoff.check(
         not nulls,
-        wanted=f'0 rows with a null "{tenancy.column_name}"',
-        observed=f"{sum(n.rows for n in nulls)} rows in {len(nulls)} tables" if nulls else "0 rows",
+        wanted=f'0 rows with a null "{tenancy.column_name}"'
+        + (" outside the tables declared nullable" if tenancy.declared_nullable() else ""),
+        observed=(f"{sum(n.rows for n in nulls)} rows in {len(nulls)} tables" if nulls else "0 rows")
+        + "".join(f"; {n.rows} allowed in {n.table} (declared nullable)" for n in allowed),
         evidence=nulls,
     )
 
@@ -116,7 +128,7 @@ def test_no_invalid_index_or_unvalidated_constraint(catalog, signoff):
     )
 
 
-def test_balance_table_and_trigger(catalog, settings, signoff):
+def test_balance_table_and_trigger(balance_trigger, catalog, settings, signoff):
     """Verify trigger created: the balance trigger is enabled on the ledger for insert, update and delete."""
     balance = settings.balance
     signoff.require(catalog.table(balance.table), f"balance table {balance.table}")
@@ -133,11 +145,12 @@ def test_balance_table_and_trigger(catalog, settings, signoff):
             problems.append("statement-level, not FOR EACH ROW")
         if missing := BALANCE_EVENTS - trigger.events:
             problems.append(f"does not fire on {', '.join(sorted(missing))}")
-        if trigger.function != balance.function:
+        if balance.function and trigger.function != balance.function:
             problems.append(f"calls {trigger.function}(), not {balance.function}()")
     signoff.check(
         not problems,
-        wanted=f"{balance.trigger} on {ledger}: enabled, row-level, INSERT/UPDATE/DELETE, calls {balance.function}()",
+        wanted=f"{balance.trigger} on {ledger}: enabled, row-level, INSERT/UPDATE/DELETE"
+        + (f", calls {balance.function}()" if balance.function else ""),
         observed=f"{balance.trigger}: {'; '.join(problems)}" if problems else f"{balance.trigger}: as wanted",
         evidence=[
             {
@@ -149,4 +162,40 @@ def test_balance_table_and_trigger(catalog, settings, signoff):
             }
             for t in triggers
         ],
+    )
+
+
+def test_applied_migrations_match_release(prisma_history, release, rehearsal, settings, signoff):
+    """Review migration scripts: the migrations applied are the release's files, unchanged, none pending or unknown."""
+    if release is None:
+        signoff.not_applicable("a release migration folder to compare with", NOT_CONFIGURED)
+    history = signoff.require(prisma_history, f"table {settings.migration.table}")
+    problems = compare_status(history, release)
+    steps = [s for s in rehearsal.steps if s.error] if rehearsal else []
+    rehearsed = f"; {rehearsal.summary()}" if rehearsal else ""
+    signoff.check(
+        not problems and not steps,
+        wanted=f"the {len(release.migrations)} migrations of {release.folder.name}/ applied with their checksums, no other",
+        observed=(f"{len(problems)} differ" if problems else f"all {len(release.migrations)} applied as released")
+        + (f"; {len(steps)} after_migrate step(s) failed" if steps else "")
+        + rehearsed,
+        evidence=[*problems, *steps] or [m.evidence() for m in (rehearsal.migrations if rehearsal else ())],
+    )
+
+
+def test_schema_matches_release(catalog, release, release_schema, settings, signoff):
+    """Test on staging database first: the schema is what the release's migrations build, nothing more or less."""
+    if release is None:
+        signoff.not_applicable("a release migration folder to build the schema from", NOT_CONFIGURED)
+    if isinstance(release_schema, ReleaseError):
+        signoff.check(False, wanted="the release's migrations build a schema", observed=str(release_schema))
+    have = describe_schema(catalog.conn, catalog.schemas, skip_tables=(settings.migration.table,))
+    drifts = compare_schema(have, release_schema.schema, settings.migration.ignore)
+    counts = {c: sum(d.change == c for d in drifts) for c in ("extra", "missing", "changed")}
+    signoff.check(
+        not drifts,
+        wanted=f"the {len(release_schema.schema)} objects {release.folder.name}/ builds ({release_schema.how()})"
+        + (f", ignoring {', '.join(settings.migration.ignore)}" if settings.migration.ignore else ""),
+        observed=", ".join(f"{n} {c}" for c, n in counts.items() if n) if drifts else "no drift",
+        evidence=drifts,
     )

@@ -11,9 +11,11 @@ pytestmark = [pytest.mark.post_deploy, pytest.mark.monitoring]
 def test_job_heartbeats(catalog, settings, signoff):
     """Check reconciliation job ran successfully: the newest run is recent, succeeded and found no discrepancies."""
     m = settings.monitoring
-    jobs = [("reconciliation", m.reconciliation_table)]
-    if m.backup_monitor_table:
-        jobs.append(("backup monitoring", m.backup_monitor_table))
+    jobs = [(job, table) for job, table in (("reconciliation", m.reconciliation_table),
+                                             ("backup monitoring", m.backup_monitor_table)) if table.strip()]
+    if not jobs:
+        signoff.not_applicable("a scheduled job table (reconciliation, backup monitoring)",
+                               '[monitoring] reconciliation_table = ""')
     beats = [heartbeat(catalog, job, table, m) for job, table in jobs]
     bad = [b for b in beats if b.problems]
     signoff.check(
@@ -28,10 +30,15 @@ def test_job_heartbeats(catalog, settings, signoff):
             for b in beats
         ),
         evidence=[run for b in beats for run in b.recent],
+        figures={
+            f"{b.job} discrepancies": float(b.newest.discrepancies)
+            for b in beats
+            if b.newest and b.newest.discrepancies.lstrip("-").isdigit()
+        },
     )
 
 
-def test_alert_routes_configured(alert_routes, signoff):
+def test_alert_routes_configured(alerting_declared, alert_routes, signoff):
     """Configure alerting: a Slack webhook URL or a PagerDuty routing key is present and well-formed."""
     routes = alert_routes.describe()
     if not routes:
@@ -46,7 +53,7 @@ def test_alert_routes_configured(alert_routes, signoff):
     )
 
 
-def test_alert_delivery(alert_routes, send_test_alert, settings, signoff):
+def test_alert_delivery(alerting_declared, alert_routes, send_test_alert, settings, signoff):
     """Test alert delivery: a test message reaches Slack; a PagerDuty trigger is accepted and resolved."""
     if not send_test_alert:
         signoff.skip("delivery not tested: run with --send-test-alert to send a test alert", blocking=False)

@@ -22,7 +22,8 @@ def test_no_orphan_tenant_values(tenancy, settings, signoff):
 @pytest.mark.xdist_group(LEDGER_GROUP)
 def test_tenant_consistent_along_foreign_keys(tenancy, ledger, signoff):
     """Tenant isolation verified: no row refers to, or joins, rows of another tenant."""
-    signoff.precondition(tenancy.unreadable(), wanted="every tenant-scoped table with its tenant column")
+    signoff.precondition(tenancy.unreadable() + tenancy.derived_gaps(),
+                         wanted="every tenant-scoped table with its tenant column; every derived table with a tenant-scoped parent")
     links = tenancy.tenant_foreign_keys()
     # Other tables by their rows (while the run's ledger pass reads the ledger), then the ledger
     # per (tenant, key) group, from that pass.
@@ -30,9 +31,11 @@ def test_tenant_consistent_along_foreign_keys(tenancy, ledger, signoff):
     figures = ledger.require(signoff)  # None: there is no ledger table
     mismatches = (figures.cross_tenant if figures else []) + others
     by_table = {m.table: m.rows for m in mismatches}
+    derived = ", ".join(str(t) for t, _ in tenancy.derived)
     signoff.check(
         not mismatches,
-        wanted=f"0 cross-tenant rows along {sum(len(v) for v in links.values())} foreign keys between tenant-scoped tables",
+        wanted=f"0 cross-tenant rows along {sum(len(v) for v in links.values())} foreign keys to tenant-scoped tables"
+        + (f" (derived tables: {derived})" if derived else ""),
         observed=", ".join(f"{rows} rows in {table}" for table, rows in by_table.items()) or "0 cross-tenant rows",
         evidence=mismatches,
     )

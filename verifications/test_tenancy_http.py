@@ -55,7 +55,7 @@ def test_cross_org_list_clean(app, user_a, user_b, sessions, settings, signoff):
     )
 
 
-def test_cross_org_balances_refused(app, user_a, user_b, sessions, settings, signoff):
+def test_cross_org_balances_refused(balances_kept, app, user_a, user_b, sessions, settings, signoff):
     """Test tenant isolation: A cannot read the balances of B's item."""
     b_item = b_item_of(app, user_b, sessions, settings)
     item_id = str(b_item[settings.app.id_field])

@@ -1,0 +1,71 @@
+"""`postdeploy init`: reads the catalog read-only, writes a commented file, never overwrites
+silently, says plainly what it did not find."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from fixtures.signoff.settings import load_settings
+
+
+def _init(*args: str, cwd: Path, database_url: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return subprocess.run([sys.executable, "-m", "fixtures.cli", "init", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_init_on_the_reference_reads_its_conventions(server, healthy_url, tmp_path):
+    done = _init(cwd=tmp_path, database_url=healthy_url)  # --database-url defaults to DATABASE_URL
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "postdeploy.toml"
+    assert f"wrote {path.name}: " in done.stdout
+    settings = load_settings(path, explicit=True)
+    assert (settings.tenancy.organizations_table, settings.tenancy.tenant_column) == ("Organization", "orgId")
+    assert (settings.balance.table, settings.balance.ledger, settings.balance.key) == (
+        "InventoryBalance", "StockMovement", ("itemId", "locationId"))
+    assert (settings.balance.trigger, settings.balance.function) == ("stock_movement_balance", "apply_stock_movement")
+    assert settings.migration.required == ("20240101000000_init", "20240215000000_add_organizations",
+                                           "20240301000000_add_balance_table")
+    assert settings.monitoring.reconciliation_table == "ReconciliationRun"
+    # Every inferred value is preceded by its reason.
+    lines = path.read_text().splitlines()
+    for key in ("organizations_table", "tenant_column", "table", "ledger", "trigger", "lookup_query", "reconciliation_table"):
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{key} = "))
+        assert lines[index - 1].startswith("# guessed: "), (key, lines[index - 1])
+    assert "password" not in path.read_text()  # the URL is redacted (it has none here, but never printed raw)
+
+
+def test_init_never_overwrites_without_force(server, healthy_url, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text("# hand-written\n")
+    done = _init("--database-url", healthy_url, "--out", str(path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "exists: give --force" in done.stderr and "Traceback" not in done.stderr
+    assert path.read_text() == "# hand-written\n"
+    assert _init("--database-url", healthy_url, "--out", str(path), "--force", cwd=tmp_path).returncode == 0
+    assert "[tenancy]" in path.read_text()
+
+
+def test_init_on_an_empty_database_says_tenancy_was_not_found(server, tmp_path):
+    url = server.create_database("initempty")
+    done = _init("--database-url", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "not found, declared absent: tenancy (no tenant column found)" in done.stdout
+    text = (tmp_path / "postdeploy.toml").read_text()
+    assert "tenancy: NOT FOUND" in text
+    raw = tomllib.loads(text)
+    assert raw["balance"] == {"enabled": False} and raw["monitoring"] == {"reconciliation_table": ""}
+
+
+def test_init_without_a_database_is_one_line(tmp_path):
+    done = _init(cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "postdeploy init: no database: give --database-url or set DATABASE_URL"
+    refused = _init("--database-url", "postgresql://nobody@127.0.0.1:1/none", cwd=tmp_path)
+    assert refused.returncode == 1 and "cannot connect" in refused.stderr and "Traceback" not in refused.stderr

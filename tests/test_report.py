@@ -1,0 +1,172 @@
+"""The sign-off page, its Markdown and the run history, read as a release manager reads them:
+the page through headless Chromium's DOM."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from fixtures.report import markdown, page
+from fixtures.report.checklist import NOT_CHECKED, SUCCESS_CRITERIA
+from fixtures.report.model import Criterion, RunInfo, SignoffRun
+from fixtures.signoff.evidence import Outcome
+from fixtures.signoff.settings import AREAS
+from fixtures.signoff.verdict import NOT_APPLICABLE, Result, decide
+
+ROOT = Path(__file__).resolve().parent.parent
+EIGHT = [
+    "All migrations completed successfully",
+    "Zero data loss",
+    "Application functioning normally",
+    "Tenant isolation verified",
+    "Balance queries working",
+    "Monitoring configured",
+    "Backups automated",
+    "No critical errors in logs",
+]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs Debian's chromium)")
+
+
+def dom(html: Path, profile: Path) -> str:
+    """The page as Chromium built it."""
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}", "--dump-dom", html.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0 and "</html>" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+def success_criteria(document: str) -> list[tuple[str, str]]:
+    titles = re.findall(r'<td class="sc-title">([^<]+)<br>', document)
+    statuses = re.findall(r'<span class="status">([^<]+)</span>', document)
+    return list(zip(titles, statuses, strict=True))
+
+
+def folders(reports: Path) -> list[Path]:
+    return sorted(p for p in reports.iterdir() if p.is_dir())
+
+
+def no_machine_path(text: str, *paths: Path) -> None:
+    assert "('/" not in text, "a raw skip tuple"
+    for path in (ROOT, *paths):
+        assert str(path) not in text, f"{path} appears"
+
+
+@needs_chromium
+def test_go_page_opens_with_the_verdict_and_the_eight_success_criteria(run_suite, tmp_path):
+    run = run_suite("-m", "post_deploy", "--target", "demo", "--release", "2024.03.01")
+    assert run.exit_code == 0, run.output
+    document = dom(run.folder / "sign-off.html", tmp_path / "chromium")
+    banner = re.search(r'<section id="verdict" class="go">\s*<h1>(.*?)</h1>\s*<span class="summary">(.*?)</span>', document)
+    assert banner and banner.groups() == ("SIGN-OFF: GO", run.signoff["summary"])
+    assert success_criteria(document) == [(title, "GO") for title in EIGHT]
+    # Skips show their reason only; the target facts and durations stay.
+    assert "restore test not requested" in document and "Skipped: " not in document
+    assert run.signoff["server_version"] in document and "2024.03.01" in document
+    assert re.search(r'<td class="num">\d+\.\d\d s</td>', document)
+    # Self-contained: no script, no stylesheet or image to fetch.
+    assert not re.search(r"<script|<link|<img|src=|url\(", document)
+    for name in ("sign-off.html", "sign-off.md", "sign-off.json", "junit.xml"):
+        no_machine_path((run.folder / name).read_text(), tmp_path)
+    no_machine_path(document, tmp_path)
+    skipped = [e for e in ET.parse(run.folder / "junit.xml").getroot().iter("skipped")]
+    assert skipped and all(e.text.startswith("verifications/") for e in skipped)
+
+
+@needs_chromium
+def test_no_go_page_history_and_markdown(run_suite, tmp_path):
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    bad = run_suite("-m", "post_deploy", "--target", "demo",
+                    env={"POSTDEPLOY_APP_FAULT": "log_errors", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert bad.exit_code == 1, bad.output
+    good = run_suite("-m", "post_deploy", "--target", "demo")
+    assert good.exit_code == 0, good.output
+    reports = bad.report_dir
+    no_go, go = folders(reports)
+
+    document = dom(no_go / "sign-off.html", tmp_path / "chromium")
+    assert '<section id="verdict" class="nogo">' in document and "<h1>SIGN-OFF: NO-GO</h1>" in document
+    lines = success_criteria(document)
+    assert [t for t, _ in lines] == EIGHT
+    assert dict(lines)["No critical errors in logs"] == "NO-GO"
+    assert dict(lines)["Application functioning normally"] == "GO", "the log scan is its own success criterion"
+    # Evidence appears once: the failure message repeats wanted/observed and the rows; it is not shown.
+    failed = json.loads((no_go / "sign-off.json").read_text())
+    (log,) = [c for c in failed["criteria"] if c["outcome"] == "failed"]
+    first_line = log["evidence"][0]["line"]
+    assert document.count(first_line.split(" ", 1)[1][:40]) == 1
+    no_machine_path(document, tmp_path)
+
+    text = (no_go / "sign-off.md").read_text()
+    assert text.startswith(f"## ❌ SIGN-OFF: NO-GO - {failed['summary']}\n")
+    rows = re.findall(r"^\| (.+?) \| (?:✅|❌|➖|⚠️) (GO|NO-GO|not applicable|not checked) \|", text, re.M)
+    assert [r[0] for r in rows] == EIGHT and dict(rows)["No critical errors in logs"] == "NO-GO"
+    assert "### Failed" in text and "`test_no_critical_errors_in_logs` (failed)" in text
+    assert log["wanted"].split(" since ")[0].replace("|", "\\|") in text
+    assert summary.read_text() == "earlier step\n" + text + "\n", "appended to $GITHUB_STEP_SUMMARY"
+
+    with sqlite3.connect(reports / "history.sqlite") as conn:
+        runs = conn.execute("SELECT folder, verdict FROM run ORDER BY id").fetchall()
+        figures = {name for (name,) in conn.execute("SELECT DISTINCT name FROM figure")}
+        outcomes = conn.execute("SELECT count(*) FROM criterion").fetchone()[0]
+    assert runs == [(no_go.name, "NO-GO"), (go.name, "GO")]
+    assert {"backup_age_hours", "drifted_keys", "reconciliation discrepancies", "rows StockMovement"} <= figures
+    assert outcomes == len(failed["criteria"]) * 2
+    history = (reports / "history.html").read_text()
+    charts = re.findall(r'<figure class="chart" id="chart-([a-z-]+)">\s*<figcaption>[^<]+</figcaption>\s*<svg', history)
+    assert len(charts) >= 4 and {"verdicts", "backup-age", "reconciliation", "durations"} <= set(charts)
+    assert "<script" not in history and history.count(">NO-GO<") >= 1
+    no_machine_path(history, tmp_path)
+
+
+def _criterion(name: str, area: str, outcome: str, *, blocking: bool = True, not_applicable: str = "") -> Criterion:
+    record = Outcome(area, f"item of {name}", "wanted", f"observed {outcome}", [], blocking, not_applicable)
+    return Criterion.of(Result(f"verifications/test_{area}.py::{name}", outcome, "", record), 0.01)
+
+
+def test_statuses_of_the_success_criteria():
+    criteria = [
+        _criterion("test_no_failed_migration", "migration", "passed"),
+        _criterion("test_balance_table_and_trigger", "balance", NOT_APPLICABLE, blocking=False,
+                   not_applicable='[balance] trigger = ""'),
+        _criterion("test_liveness_endpoint", "health", "passed"),
+        _criterion("test_no_critical_errors_in_logs", "health", "skipped"),  # blocking, health required
+        _criterion("test_alert_routes_configured", "monitoring", "skipped"),  # blocking, monitoring not required
+        _criterion("test_latest_backup_age", "backup", "failed"),
+    ]
+    required = ["migration", "balance", "health", "backup"]
+    run = SignoffRun(RunInfo("demo", "inventory", "PostgreSQL 18", "", "", "ops", "2026-03-14 09:00:00", "2026-03-14 09:01:00"),
+                     decide((c.result for c in criteria), set(required), []), criteria, required, [], "demo-x")
+    assert [(line.title, line.status) for line in run.lines] == [
+        ("All migrations completed successfully", "GO"),
+        ("Zero data loss", NOT_CHECKED),
+        ("Application functioning normally", "GO"),
+        ("Tenant isolation verified", NOT_CHECKED),
+        ("Balance queries working", NOT_APPLICABLE),
+        ("Monitoring configured", NOT_CHECKED),
+        ("Backups automated", "NO-GO"),
+        ("No critical errors in logs", "NO-GO"),
+    ]
+    html, text = page.render(run), markdown.render(run)
+    assert '<span class="status">not applicable</span>' in html and "➖ not applicable" in text
+    assert "observed not applicable" in html
+    assert run.document()["criteria"][1]["not_applicable"] == '[balance] trigger = ""'
+    assert [c.name for c in run.failed] == ["test_no_critical_errors_in_logs", "test_latest_backup_age"]
+
+
+def test_one_declared_table_maps_every_area():
+    assert [s.title for s in SUCCESS_CRITERIA] == EIGHT
+    assert {s.area for s in SUCCESS_CRITERIA if s.area} == set(AREAS)
+    named = [n for s in SUCCESS_CRITERIA for n in s.names]
+    assert named == ["test_no_critical_errors_in_logs"]
+    assert "def test_no_critical_errors_in_logs(" in (ROOT / "verifications" / "test_health.py").read_text()
