@@ -11,11 +11,15 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from fixtures.balance.model import read_state, resolve
+from fixtures.balance.model import resolve
 from fixtures.balance.probe import WritesNotAllowed, probe_trigger
+from fixtures.data.baseline import capture
 from fixtures.database.catalog import Catalog
 from fixtures.database.session import connect
+from fixtures.ledger.shared import shared_spec
+from fixtures.ledger.scan import run
 from fixtures.signoff.settings import DatabaseSettings, Settings
+from fixtures.tenancy.model import TenantModel
 
 SETTINGS = Settings()
 
@@ -194,20 +198,35 @@ def lock_watch(url: str):
         thread.join(timeout=10)
 
 
-def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, healthy_url, run_suite):
+def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, healthy_url, run_suite, tmp_path):
+    baseline = tmp_path / "baseline.json"
     with connect(healthy_url, SETTINGS.database) as conn:
-        _, model = model_for(conn)
+        catalog, model = model_for(conn)
+        captured = capture(catalog, SETTINGS)
+        captured.save(baseline)
+        # The whole shared pass (balances, tenancy, zero data loss), as the suite makes it.
+        spec = shared_spec(catalog, SETTINGS, model, TenantModel(catalog, SETTINGS.tenancy), captured)
         with Writer(healthy_url) as writer:
-            states = []
+            passes = []
             for _ in range(15):
-                states.append(read_state(conn, model, SETTINGS.balance.work_mem))
+                passes.append(run(conn, spec))
                 time.sleep(0.03)  # let the writer commit between reads
-            run = run_suite("-m", "balance", "-k", "reconcile", "-n", "2", database_url=healthy_url)
+            config = tmp_path / "workers.toml"  # workers even for this small ledger
+            config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
+            suite = run_suite("-m", "post_deploy", "-k", "reconcile or populated or consistent or rows_lost or history", "-n", "2",
+                              "--baseline", str(baseline), "--config", str(config), database_url=healthy_url)
     assert writer.error is None, writer.error
     assert writer.inserted > 50
-    assert [s.drifted for s in states] == [0] * len(states)
-    assert states[-1].ledger_rows > states[0].ledger_rows  # the reads saw the traffic grow
-    assert run.exit_code == 0 and run.outcomes("passed") == {"test_balances_reconcile_with_ledger"}, run.output
+    assert [p.balance.drifted for p in passes] == [0] * len(passes)
+    assert [p.balance.missing for p in passes] == [0] * len(passes)
+    assert [p.cross_tenant for p in passes] == [[]] * len(passes)
+    assert {p.history.row_hash for p in passes} == {captured.ledger.row_hash}  # new rows are not history
+    assert passes[-1].rows > passes[0].rows  # the reads saw the traffic grow
+    assert suite.exit_code == 0, suite.output
+    assert suite.outcomes("passed") == {
+        "test_balances_reconcile_with_ledger", "test_balances_populated", "test_tenant_consistent_along_foreign_keys",
+        "test_no_rows_lost", "test_ledger_history_unchanged",
+    }, suite.output
 
 
 def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, reference_app, tmp_path):
@@ -216,9 +235,11 @@ def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, r
 
     capture_to_file(healthy_url, SETTINGS, baseline)
     app = reference_app(healthy_url)
+    config = tmp_path / "workers.toml"  # workers even for this small ledger
+    config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
     with Writer(healthy_url) as writer, lock_watch(healthy_url) as (waits, samples):
-        run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), database_url=healthy_url,
-                        env=app.env)
+        run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), "--config", str(config),
+                        database_url=healthy_url, env=app.env)
     assert writer.error is None, writer.error
     assert samples[0] > 10 and writer.inserted > 50
     assert waits == [], f"lock waits involving application_name=postdeploy: {waits[:5]}"

@@ -4,16 +4,18 @@ import pytest
 
 from fixtures.balance.lookup import lookup
 from fixtures.balance.probe import WritesNotAllowed, probe_trigger
+from fixtures.ledger.plugin import LEDGER_GROUP
 
-# The criteria here share one pass over the ledger: under -n they run in one worker.
-pytestmark = [pytest.mark.post_deploy, pytest.mark.balance, pytest.mark.xdist_group("ledger-balance-pass")]
+pytestmark = [pytest.mark.post_deploy, pytest.mark.balance]
 
 
-def test_balances_populated(balances_kept, balance_model, balance_state, signoff):
+# Coverage and reconciliation read the run's one ledger pass: under -n, its criteria run in one worker.
+@pytest.mark.xdist_group(LEDGER_GROUP)
+def test_balances_populated(balances_kept, balance_model, ledger, signoff):
     """Verify balances populated: every ledger key has a balance row; no balance row without ledger rows holds stock."""
     model, problems = balance_model
     signoff.precondition(problems, wanted="the balance table and the ledger with their key and quantity columns")
-    s = balance_state
+    s = ledger.require(signoff).balance
     signoff.check(
         not s.missing and not s.orphans,
         wanted=f"every ({', '.join(model.key)}) of {model.ledger} has a {model.balance} row;"
@@ -25,11 +27,12 @@ def test_balances_populated(balances_kept, balance_model, balance_state, signoff
     )
 
 
-def test_balances_reconcile_with_ledger(balances_kept, balance_model, balance_state, settings, signoff):
+@pytest.mark.xdist_group(LEDGER_GROUP)
+def test_balances_reconcile_with_ledger(balances_kept, balance_model, ledger, signoff):
     """Test reconciliation job: every balance equals the sum of its ledger rows, read in one snapshot."""
     model, problems = balance_model
     signoff.precondition(problems, wanted="the balance table and the ledger with their key and quantity columns")
-    s = balance_state
+    s = ledger.require(signoff).balance
     signoff.check(
         s.drifted == 0,
         wanted=f"0 keys where {model.balance}.{model.quantity} differs from sum({model.ledger}.{model.quantity_label})",

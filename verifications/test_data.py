@@ -2,36 +2,35 @@
 
 import pytest
 
-from fixtures.data.baseline import Baseline, BaselineError, ledger_differences, losses, measure
+from fixtures.data.baseline import ledger_differences, losses, measure
+from fixtures.ledger.plugin import LEDGER_GROUP
 
-# The criteria here share one pass over the ledger: under -n they run in one worker.
-pytestmark = [pytest.mark.post_deploy, pytest.mark.data, pytest.mark.xdist_group("ledger-baseline-pass")]
+# The ledger's counts and history come from the run's one ledger pass: under -n, its criteria run in one worker.
+pytestmark = [pytest.mark.post_deploy, pytest.mark.data, pytest.mark.xdist_group(LEDGER_GROUP)]
 
 
 @pytest.fixture(scope="session")
-def compared(baseline_file, catalog, settings):
-    """The baseline and the same measures now (one snapshot), or the reason there is none."""
-    if not baseline_file.is_file():
-        return None, f"no baseline at {baseline_file}: run `pytest -m baseline` before the deploy"
-    try:
-        baseline = Baseline.load(baseline_file)
-    except BaselineError as err:
-        return None, str(err)
-    return (baseline, measure(catalog, settings, baseline)), ""
+def compared(baseline, ledger_pass, catalog, settings):
+    """The baseline and the same measures now, or the reason there is none (or the pass's error)."""
+    found, reason = baseline
+    if found is None or (ledger_pass is not None and ledger_pass.error):
+        return None, reason
+    return (found, measure(catalog, settings, found, ledger_pass.figures if ledger_pass else None)), ""
 
 
-def _baseline(compared, baseline_file, signoff):
+def _baseline(compared, baseline_file, ledger, signoff):
     found, reason = compared
-    if found is None:
+    if reason:
         if baseline_file.is_file():  # present but unreadable: a failure, never a skip
             signoff.check(False, wanted=f"a readable baseline at {baseline_file}", observed=reason)
         signoff.skip(reason)  # blocking where the data area is required
+    ledger.require(signoff)  # one line when the ledger pass could not be used
     return found
 
 
-def test_no_rows_lost(compared, baseline_file, signoff):
+def test_no_rows_lost(compared, baseline_file, ledger, signoff):
     """Zero data loss: no table and no tenant has fewer rows than in the pre-deploy baseline."""
-    baseline, now = _baseline(compared, baseline_file, signoff)
+    baseline, now = _baseline(compared, baseline_file, ledger, signoff)
     lost = losses(baseline, now)
     dropped = [x.table for x in lost if x.rows_now == "table dropped"]
     total = sum(v for v in now.tables.values() if v is not None)
@@ -49,9 +48,9 @@ def test_no_rows_lost(compared, baseline_file, signoff):
     )
 
 
-def test_ledger_history_unchanged(balances_kept, compared, baseline_file, signoff):
+def test_ledger_history_unchanged(balances_kept, compared, baseline_file, ledger, signoff):
     """Zero data loss: the ledger rows that existed before the deploy are unchanged (count, sum, row hash)."""
-    baseline, now = _baseline(compared, baseline_file, signoff)
+    baseline, now = _baseline(compared, baseline_file, ledger, signoff)
     b = baseline.ledger
     signoff.require(b, "ledger history in the baseline")
     diffs = ledger_differences(baseline, now)
