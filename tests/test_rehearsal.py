@@ -15,7 +15,7 @@ import pytest
 
 from fixtures import reference
 from fixtures.reference.backups import demo_backups
-from fixtures.reference.faults import RELEASES
+from fixtures.reference.release_faults import RELEASES
 from tests.conftest import ROOT
 from tests.test_container import containers_of, needs_docker
 from tests.test_demo import processes_under
