@@ -180,10 +180,11 @@ def lock_watch(url: str):
                     conn.execute(
                         """SELECT w.pid, w.application_name, w.wait_event_type, w.query
                              FROM pg_stat_activity w
-                            WHERE (w.application_name = 'postdeploy' AND w.wait_event_type = 'Lock')
-                               OR EXISTS (SELECT 1 FROM pg_stat_activity b
-                                           WHERE b.pid = ANY (pg_blocking_pids(w.pid))
-                                             AND b.application_name = 'postdeploy')"""
+                            WHERE w.datname = current_database()  -- other tests' runs share the server
+                              AND ((w.application_name = 'postdeploy' AND w.wait_event_type = 'Lock')
+                                   OR EXISTS (SELECT 1 FROM pg_stat_activity b
+                                               WHERE b.pid = ANY (pg_blocking_pids(w.pid))
+                                                 AND b.application_name = 'postdeploy'))"""
                     ).fetchall()
                 )
                 samples[0] += 1
