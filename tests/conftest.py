@@ -165,6 +165,17 @@ def reference_app(tmp_path: Path):
         thing.stop()
 
 
+# What a child run must not inherit from the shell running the tests: the target's variables,
+# and the CI summary the suite's own job writes to.
+TARGET_VARIABLES = ("DATABASE_URL", "DATABASE_REPLICA_URL", "DEFAULT_ORG_ID", "APP_", "LOG_FILES", "LOG_COMMAND",
+                    "SLACK_WEBHOOK_URL", "PAGERDUTY_", "POSTDEPLOY_", "RELEASE_VERSION", "GITHUB_STEP_SUMMARY")
+
+
+def suite_environ() -> dict[str, str]:
+    """The environment for a child run of the suite, clean of the developer's target."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(TARGET_VARIABLES)}
+
+
 @dataclass
 class Run:
     exit_code: int
@@ -194,13 +205,7 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
 
     def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None,
             database_url: str | None = None, reports: str = "reports") -> Run:
-        environ = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DATABASE_URL", "DEFAULT_ORG_ID", "APP_URL", "APP_USER_", "LOG_FILES", "LOG_COMMAND",
-                                 "SLACK_WEBHOOK_URL", "PAGERDUTY_", "POSTDEPLOY_", "RELEASE_VERSION",
-                                 "GITHUB_STEP_SUMMARY"))  # the suite's own CI summary stays its own
-        }
+        environ = suite_environ()
         if database_url:
             environ["DATABASE_URL"] = database_url
             environ["DEFAULT_ORG_ID"] = reference.DEFAULT_ORG_ID

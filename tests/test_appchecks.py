@@ -148,3 +148,13 @@ def test_an_opaque_token_gets_a_changed_character_only():
     assert list(forged) == ["token with a character changed"]
     changed = forged["token with a character changed"]
     assert len(changed) == 31 and changed != "opaque-session-token-0123456789"
+
+
+def test_the_targets_log_source_wins_over_the_configs():
+    config = LogSettings(files="/var/log/app/*.log", command=("railway", "logs"))
+    target = type("T", (), {"log_files": None, "log_command": "journalctl -u app"})()
+    assert LogSource.choose(target, config).command == ("journalctl", "-u", "app")
+    target = type("T", (), {"log_files": "/srv/app.log", "log_command": "journalctl -u app"})()
+    assert LogSource.choose(target, config).files == "/srv/app.log"
+    assert LogSource.choose(object(), config).files == "/var/log/app/*.log"
+    assert LogSource.choose(object(), LogSettings(command=("railway", "logs"))).command == ("railway", "logs")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from fixtures.signoff.settings import load_settings
 
@@ -20,8 +21,17 @@ def _init(*args: str, cwd: Path, database_url: str | None = None) -> subprocess.
                           capture_output=True, text=True, timeout=120)
 
 
+def _with_password(url: str, password: str) -> str:
+    """The URL with a password (the test servers trust local logins, so it is accepted and ignored)."""
+    parts = urlsplit(url)
+    user = parts.username or "postgres"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+
+
 def test_init_on_the_reference_reads_its_conventions(server, healthy_url, tmp_path):
-    done = _init(cwd=tmp_path, database_url=healthy_url)  # --database-url defaults to DATABASE_URL
+    url = _with_password(healthy_url, "s3cret-pw")
+    done = _init(cwd=tmp_path, database_url=url)  # --database-url defaults to DATABASE_URL
     assert done.returncode == 0, done.stderr
     path = tmp_path / "postdeploy.toml"
     assert f"wrote {path.name}: " in done.stdout
@@ -38,7 +48,8 @@ def test_init_on_the_reference_reads_its_conventions(server, healthy_url, tmp_pa
     for key in ("organizations_table", "tenant_column", "table", "ledger", "trigger", "lookup_query", "reconciliation_table"):
         index = next(i for i, line in enumerate(lines) if line.startswith(f"{key} = "))
         assert lines[index - 1].startswith("# guessed: "), (key, lines[index - 1])
-    assert "password" not in path.read_text()  # the URL is redacted (it has none here, but never printed raw)
+    assert "password" not in path.read_text()
+    assert "s3cret-pw" not in path.read_text() + done.stdout + done.stderr  # the URL is redacted
 
 
 def test_init_never_overwrites_without_force(server, healthy_url, tmp_path):

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from fixtures.signoff.interrupts import uninterrupted
 from test_container import NO_DOCKER, containers_of
 from test_demo import processes_under
+from conftest import suite_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 PAUSE_PLUGIN = '''
@@ -62,15 +61,6 @@ GO_WORD = re.compile(r"(?<![\w-])GO(?![\w-])")  # GO, not NO-GO
 PHASE_SAID = {"target start-up": "target start-up", "a criterion": "the criteria", "teardown": "teardown"}
 
 
-@pytest.fixture
-def run_tmp():
-    """A short TMPDIR of the run's own (the server's socket path must stay short), so only its
-    own processes are looked for."""
-    folder = tempfile.mkdtemp(prefix="pdi-", dir="/tmp")
-    yield Path(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 def _started(target: str, run_id: str, tmp: Path) -> bool:
     """The run's server (demo) or container exists: its start-up is under way."""
     if target == "container":
@@ -85,7 +75,7 @@ def interrupt_run(target: str, phase: str, signum: int, tmp: Path, workers: int 
     plugins.mkdir()
     (plugins / "pause_at.py").write_text(PAUSE_PLUGIN)
     mark = tmp / "paused"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "POSTDEPLOY_", "APP_"))}
+    env = suite_environ()
     env |= {"TMPDIR": str(tmp), "POSTDEPLOY_RUN_ID": run_id, "PAUSE_AT": phase, "PAUSE_MARK": str(mark),
             "PYTHONPATH": str(plugins)}
     child = subprocess.Popen(
@@ -117,7 +107,8 @@ def interrupt_run(target: str, phase: str, signum: int, tmp: Path, workers: int 
 @pytest.mark.parametrize(("target", "phase", "signum", "workers"), CASES,
                          ids=[f"{t}-{p.replace(' ', '-')}-{signal.Signals(s).name}" + (f"-n{n}" if n else "")
                               for t, p, s, n in CASES])
-def test_an_interrupted_run_stops_cleanly(target, phase, signum, workers, run_tmp):
+def test_an_interrupted_run_stops_cleanly(target, phase, signum, workers, short_tmp):
+    run_tmp = Path(short_tmp)
     if target == "container" and NO_DOCKER:
         pytest.skip(f"no Docker engine: {NO_DOCKER}")
     code, output, run_id = interrupt_run(target, phase, signum, run_tmp, workers)

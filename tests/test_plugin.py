@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from conftest import suite_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +20,7 @@ def test_option_values_that_are_existing_paths_are_not_taken_for_test_paths(tmp_
     reports.mkdir()
     config = tmp_path / "empty.toml"
     config.write_text("# the reference defaults\n")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "POSTDEPLOY_"))}
+    environ = suite_environ()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "post_deploy", "--target", "demo",
          "--report-dir", str(reports), "--config", str(config)],

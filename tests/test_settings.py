@@ -88,3 +88,6 @@ def test_redaction_masks_passwords_tokens_and_remembered_secrets():
     assert "hunter22" not in text and "abcdefghijkl" not in text and "tok-123456789" not in text
     assert "pw1" not in text
     assert redact_url("postgresql://app:hunter22@db:5432/x?sslpassword=z") == "postgresql://app:***@db:5432/x"
+    # Another session's SQL shown as evidence (a stuck session's query).
+    assert "s3cret" not in redact("ALTER ROLE app WITH LOGIN PASSWORD 's3cret'")
+    assert redact("the user or password was refused") == "the user or password was refused"

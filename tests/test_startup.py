@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from conftest import suite_environ
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +20,7 @@ NEVER_AT_START = {"httpx", "anyio", "testcontainers", "docker", "starlette", "uv
 
 
 def imported(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[set[str], str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DATABASE_REPLICA_URL", "APP_"))}
+    environ = suite_environ()
     done = subprocess.run(
         [sys.executable, "-c", PROBE, "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
          "-p", "no:cacheprovider", *args],

@@ -48,6 +48,13 @@ def test_trigger_keeps_balances_current(balance_trigger, balance_model, catalog,
     """Verify trigger created: insert, insert for a new key, update and delete keep the balance current (rolled back)."""
     if not target.allow_writes:
         signoff.skip("the target does not allow writes (set signoff.allow_writes or pass --allow-writes)", blocking=False)
+    if settings.balance.ledger_quantity_sql or settings.balance.ledger_where:
+        # The probe copies ledger rows and expects their quantity column to move the balance as is.
+        signoff.skip(
+            "the trigger probe needs a plain quantity column: not tried with balance.ledger_quantity_sql"
+            " or balance.ledger_where set",
+            blocking=False,
+        )
     model, problems = balance_model
     signoff.precondition(problems, wanted="the balance table and the ledger with their key and quantity columns")
     try:
