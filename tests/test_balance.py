@@ -207,10 +207,10 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
         captured.save(baseline)
         # The whole shared pass (balances, tenancy, zero data loss), as the suite makes it.
         spec = shared_spec(catalog, SETTINGS, model, TenantModel(catalog, SETTINGS.tenancy), captured)
-        with Writer(healthy_url) as writer:
+        with Writer(healthy_url) as writer, connect(healthy_url, SETTINGS.database) as second:
             passes = []
-            for _ in range(15):
-                passes.append(run(conn, spec))
+            for n in range(16):  # in one statement, and in two slices sharing one exported snapshot
+                passes.append(run([conn] if n % 2 else [conn, second], spec))
                 time.sleep(0.03)  # let the writer commit between reads
             config = tmp_path / "workers.toml"  # workers even for this small ledger
             config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
