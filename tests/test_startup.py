@@ -34,7 +34,7 @@ def test_collect_only_imports_no_database_or_http_library():
     modules, output = imported("--collect-only", "-q", str(ROOT / "verifications"))
     assert "tests collected" in output, output
     # the database, the env target's model, the history charts (pytest-html's own plugin still loads Jinja2)
-    unwanted = NEVER_AT_START | {"psycopg", "pydantic_settings", "matplotlib"}
+    unwanted = NEVER_AT_START | {"psycopg", "pydantic_settings", "pygal"}
     assert not modules & unwanted, sorted(modules & unwanted)
 
 
