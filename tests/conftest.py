@@ -172,8 +172,10 @@ TARGET_VARIABLES = ("DATABASE_URL", "DATABASE_REPLICA_URL", "DEFAULT_ORG_ID", "A
 
 
 def suite_environ() -> dict[str, str]:
-    """The environment for a child run of the suite, clean of the developer's target."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(TARGET_VARIABLES)}
+    """The environment for a child run of the suite, clean of the developer's target and of this
+    run's xdist worker identity (a child is a fresh pytest, not a worker: plugins read these)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(TARGET_VARIABLES) and not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
 
 
 @dataclass

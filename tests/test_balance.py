@@ -281,7 +281,7 @@ def test_missing_baseline_is_a_required_skip_and_a_bad_one_fails(server, healthy
     assert run.exit_code == 1, run.output
     assert run.outcomes("skipped") == {"test_no_rows_lost", "test_ledger_history_unchanged"}
     assert all("run `pytest -m baseline` before the deploy" in c["message"] for c in run.signoff["criteria"])
-    assert run.output.rstrip().endswith("SIGN-OFF: NO-GO - 2 required checks skipped")
+    assert run.output.rstrip().endswith("SIGN-OFF: NO-GO - 2 required checks skipped"), run.output
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     run = run_suite("-m", "post_deploy and data", "--baseline", str(bad), database_url=healthy_url, reports="bad")
