@@ -213,7 +213,7 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
                 passes.append(run([conn] if n % 2 else [conn, second], spec))
                 time.sleep(0.03)  # let the writer commit between reads
             config = tmp_path / "workers.toml"  # workers even for this small ledger
-            config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
+            config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\nledger_sessions = 1\n")
             suite = run_suite("-m", "post_deploy", "-k", "reconcile or populated or consistent or rows_lost or history", "-n", "2",
                               "--baseline", str(baseline), "--config", str(config), database_url=healthy_url)
     assert writer.error is None, writer.error
@@ -237,7 +237,7 @@ def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, r
     capture_to_file(healthy_url, SETTINGS, baseline)
     app = reference_app(healthy_url)
     config = tmp_path / "workers.toml"  # workers even for this small ledger
-    config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
+    config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\nledger_sessions = 1\n")
     with Writer(healthy_url) as writer, lock_watch(healthy_url) as (waits, samples):
         run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), "--config", str(config),
                         database_url=healthy_url, env=app.env)
@@ -295,3 +295,36 @@ def test_plain_run_never_overwrites_the_baseline(server, healthy_url, run_suite,
     run = run_suite("--baseline", str(baseline), database_url=healthy_url)  # no -m: every criterion
     assert "test_capture_baseline" not in {c["name"] for c in run.signoff["criteria"]}
     assert baseline.read_text() == "sentinel"
+
+
+def test_sliced_pass_gives_what_one_statement_gives(server, healthy_url):
+    """The pass over several sessions (slices by key, one exported snapshot) adds up to the one
+    statement's figures, samples included, on a ledger with a fault of each kind it finds."""
+    from dataclasses import asdict
+
+    from fixtures.reference import apply_fault
+
+    with connect(healthy_url, SETTINGS.database) as conn:
+        captured = capture(model_for(conn)[0], SETTINGS)
+    for fault in ("ledger_tenant_mismatch", "balance_off_by_one", "missing_balance_row", "orphan_balance_row",
+                  "ledger_row_edited"):
+        apply_fault(healthy_url, fault)
+    with connect(healthy_url, SETTINGS.database) as conn:
+        catalog, model = model_for(conn)
+        spec = shared_spec(catalog, SETTINGS, model, TenantModel(catalog, SETTINGS.tenancy), captured)
+        sessions = [connect(healthy_url, SETTINGS.database) for _ in range(3)]
+        try:
+            one, sliced = run([conn], spec), run(sessions, spec)
+        finally:
+            for session in sessions:
+                session.close()
+
+    def figures(found) -> dict:
+        record = asdict(found)
+        record.pop("seconds")
+        record["balance"].pop("seconds")
+        return record
+
+    assert one.balance.drifted and one.balance.missing and one.balance.orphans and one.cross_tenant
+    assert one.history.row_hash != captured.ledger.row_hash
+    assert figures(sliced) == figures(one)

@@ -3,6 +3,7 @@ given, bounded by its own timeout, and visible on the terminal when slow."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,8 +23,9 @@ LEDGER_CRITERIA = {
     "test_ledger_history_unchanged",
 }
 SELECT = ("-m", "post_deploy", "-k", "reconcile or populated or consistent or rows_lost or history")
-# Workers even for the small self-test ledgers (else a run under -n stays in one process).
-WORKERS_ALWAYS = "\n[database]\nparallel_min_ledger_rows = 0\n"
+# Workers even for the small self-test ledgers on this machine's server (else a run under -n
+# stays in one process): one ledger session leaves a core of a 2-core machine to the workers.
+WORKERS_ALWAYS = "\n[database]\nparallel_min_ledger_rows = 0\nledger_sessions = 1\n"
 
 
 @contextmanager
@@ -161,3 +163,14 @@ def test_small_ledger_under_n_stays_in_one_process(server, healthy_url, baseline
     assert run.exit_code == 0, run.output
     assert "created: 2/2 workers" not in run.output
     assert "one process: the ledger holds ~" in run.output and "database.parallel_min_ledger_rows (5,000,000)" in run.output
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) > 8, reason="more cores than the 8 ledger sessions take")
+def test_local_database_with_cores_taken_by_the_pass_stays_in_one_process(server, healthy_url, baseline, run_suite, tmp_path):
+    config = tmp_path / "cores.toml"
+    config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\nledger_sessions = 8\n")
+    run = run_suite(*SELECT, "--baseline", baseline, "--config", str(config), "-n", "2", database_url=healthy_url)
+    assert run.exit_code == 0, run.output
+    assert "created: 2/2 workers" not in run.output
+    assert f"one process: the database runs on this machine, whose {os.cpu_count()} cores" in run.output
+    assert run.outcomes("passed") == LEDGER_CRITERIA, run.output
