@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
+from conftest import suite_environ
 from test_report_attach import SECRET, TicketService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +30,7 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def environ(extra: dict[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DATABASE_URL", "APP_", "POSTDEPLOY_", "GITHUB_", "RELEASE_VERSION", "CHANGE_TICKET"))}
+    base = {k: v for k, v in suite_environ().items() if not k.startswith(("GITHUB_", "CHANGE_TICKET"))}
     return base | extra
 
 
