@@ -16,7 +16,7 @@ PROBE = (
     "import json, sys, pytest; code = pytest.main(sys.argv[1:]);"
     "print('MODULES=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules})), flush=True)"
 )
-NEVER_AT_START = {"httpx", "anyio", "testcontainers", "docker", "starlette", "uvicorn"}
+NEVER_AT_START = {"httpx", "anyio", "testcontainers", "docker", "starlette", "uvicorn", "jwt"}
 
 
 def imported(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> tuple[set[str], str]:
