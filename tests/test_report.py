@@ -192,3 +192,20 @@ def test_not_applicable_shows_on_the_page_in_markdown_and_history(run_suite, tmp
     with sqlite3.connect(run.report_dir / "history.sqlite") as conn:
         outcomes = dict(conn.execute("SELECT name, outcome FROM criterion"))
     assert outcomes["test_no_critical_errors_in_logs"] == NOT_APPLICABLE
+
+
+def test_history_charts_the_last_runs_and_lists_them_all(tmp_path):
+    from fixtures.report import charts, history
+
+    criteria = [_criterion("test_no_failed_migration", "migration", "passed")]
+    for n in range(charts.CHARTED + 3):
+        run = SignoffRun(RunInfo("demo", "inventory", "PostgreSQL 18", "", "", "ops", f"2026-03-14 09:{n:02d}:00",
+                                 f"2026-03-14 09:{n:02d}:30"),
+                         decide((c.result for c in criteria), {"migration"}, []), criteria, ["migration"], [], f"demo-{n:02d}")
+        history.record(tmp_path, run)
+    charts.write_page(tmp_path)
+    page = (tmp_path / charts.PAGE).read_text()
+    assert f"Sign-off history: {charts.CHARTED + 3} runs" in page and page.count('href="demo-') == charts.CHARTED + 3
+    assert f"The charts show the last {charts.CHARTED} runs." in page
+    verdicts = page[page.index('id="chart-verdicts"'):page.index('id="chart-backup-age"')]
+    assert "09:32" in verdicts and "09:03" in verdicts and "09:02" not in verdicts  # the three oldest left out
