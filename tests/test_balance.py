@@ -328,3 +328,24 @@ def test_sliced_pass_gives_what_one_statement_gives(server, healthy_url):
     assert one.balance.drifted and one.balance.missing and one.balance.orphans and one.cross_tenant
     assert one.history.row_hash != captured.ledger.row_hash
     assert figures(sliced) == figures(one)
+
+
+@pytest.mark.parametrize("sessions", [1, 2])
+def test_a_pass_stopped_before_it_begins_never_starts(server, healthy_url, sessions):
+    """A cancel that comes before the statements (no collected criterion needs the pass) stops it."""
+    import threading
+
+    from fixtures.ledger.scan import Stopped
+
+    stop = threading.Event()
+    stop.set()
+    with connect(healthy_url, SETTINGS.database) as conn:
+        catalog, model = model_for(conn)
+        spec = shared_spec(catalog, SETTINGS, model, TenantModel(catalog, SETTINGS.tenancy), None)
+        conns = [connect(healthy_url, SETTINGS.database) for _ in range(sessions)]
+        try:
+            with pytest.raises(Stopped):
+                run(conns, spec, stop)
+        finally:
+            for c in conns:
+                c.close()
