@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from fixtures.signoff.settings import BalanceSettings
+from postdeploy.signoff.settings import BalanceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / "bench" / "peer"
@@ -63,7 +63,7 @@ def db_url(admin: str, name: str) -> str:
 
 
 def ensure_loaded(admin: str, name: str, scale: int, reuse: bool) -> tuple[str, float | None]:
-    from fixtures import reference
+    from postdeploy import reference
 
     url = db_url(admin, name)
     with psycopg.connect(admin, autocommit=True) as conn:

@@ -22,8 +22,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from fixtures import reference
-from fixtures.database.embedded import EmbeddedPostgres
+from postdeploy import reference
+from postdeploy.database.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE_CONFIG = (
@@ -93,7 +93,7 @@ def _server_params() -> list:
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Each real server in turn, with a healthy reference deployment loaded as a template,
     and a healthy folder of real pg_dump files of it (the suite's runs sign off with it)."""
-    from fixtures.reference.backups import Dumps, backup_source
+    from postdeploy.reference.backups import Dumps, backup_source
 
     if request.param == "embedded":
         base = request.getfixturevalue("embedded").url()
@@ -131,9 +131,9 @@ def reference_app(tmp_path: Path):
     Returns a function (database_url, env=None) -> Deployment whose .env holds APP_URL, the two
     test identities, LOG_FILES and the alert routes, ready for run_suite(env=...).
     """
-    from fixtures.reference.alert_receiver import AlertReceiver
-    from fixtures.reference.app import FAULT_VARIABLE, ReferenceApp
-    from fixtures.reference.alert_receiver import FAULT_VARIABLE as RECEIVER_FAULT
+    from postdeploy.reference.alert_receiver import AlertReceiver
+    from postdeploy.reference.app import FAULT_VARIABLE, ReferenceApp
+    from postdeploy.reference.alert_receiver import FAULT_VARIABLE as RECEIVER_FAULT
 
     started: list = []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.reference import DEMO_PASSWORD
+from postdeploy.reference import DEMO_PASSWORD
 
 HTTP_CRITERIA = {
     "test_liveness_endpoint",

@@ -11,15 +11,15 @@ from pathlib import Path
 import jwt
 import pytest
 
-from fixtures import reference
-from fixtures.app.access import AppIdentity
-from fixtures.app.http import AppClient, Reply
-from fixtures.app.tokens import MALFORMED, NO_TOKEN, attempt_rows, forgeries, try_bad_tokens
-from fixtures.monitoring.alerting import AlertRoutes
-from fixtures.reference.app import FAULT_VARIABLE
-from fixtures.app.checks import Sessions, parse_readiness
-from fixtures.app.logscan import LogSource
-from fixtures.signoff.settings import AppSettings, LogSettings
+from postdeploy import reference
+from postdeploy.app.access import AppIdentity
+from postdeploy.app.http import AppClient, Reply
+from postdeploy.app.tokens import MALFORMED, NO_TOKEN, attempt_rows, forgeries, try_bad_tokens
+from postdeploy.monitoring.alerting import AlertRoutes
+from postdeploy.reference.app import FAULT_VARIABLE
+from postdeploy.app.checks import Sessions, parse_readiness
+from postdeploy.app.logscan import LogSource
+from postdeploy.signoff.settings import AppSettings, LogSettings
 
 FIELDS = ("releaseId", "version")
 

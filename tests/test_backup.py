@@ -10,15 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures import reference
-from fixtures.backup.checks import gaps, schedule_shortfall
-from fixtures.backup.directory import DirectoryProvider, time_from_name
-from fixtures.backup.model import BackupSourceError
-from fixtures.backup.pgbackrest import PgBackRestProvider
-from fixtures.backup.railway import RailwayProvider
-from fixtures.backup.walg import WalgProvider
-from fixtures.reference import FAULTS
-from fixtures.reference.backups import (
+from postdeploy import reference
+from postdeploy.backup.checks import gaps, schedule_shortfall
+from postdeploy.backup.directory import DirectoryProvider, time_from_name
+from postdeploy.backup.model import BackupSourceError
+from postdeploy.backup.pgbackrest import PgBackRestProvider
+from postdeploy.backup.railway import RailwayProvider
+from postdeploy.backup.walg import WalgProvider
+from postdeploy.reference import FAULTS
+from postdeploy.reference.backups import (
     ENVIRONMENT_ID,
     RAILWAY_TOKEN,
     Dumps,
@@ -246,7 +246,7 @@ def test_dump_folder_times_from_names_or_modification_times(deployment, tmp_path
 
 
 def test_gaps_and_schedule_shortfall():
-    from fixtures.backup.model import Backup, Schedule
+    from postdeploy.backup.model import Backup, Schedule
 
     now = datetime(2026, 3, 20, tzinfo=UTC)
     days = [0, 1, 2, 5, 6]  # nothing on days 3 and 4
@@ -269,7 +269,7 @@ def test_gaps_and_schedule_shortfall():
     ],
 )
 def test_backup_settings_are_validated(tmp_path, text, message):
-    from fixtures.signoff.settings import ConfigError, load_settings
+    from postdeploy.signoff.settings import ConfigError, load_settings
 
     path = tmp_path / "postdeploy.toml"
     path.write_text(text)
@@ -285,9 +285,9 @@ def test_plain_format_dump_restores(deployment, tmp_path):
 
     import psycopg
 
-    from fixtures.backup.restore import client_binaries, restore_test
-    from fixtures.signoff.settings import DatabaseSettings
-    from fixtures.database.session import connect
+    from postdeploy.backup.restore import client_binaries, restore_test
+    from postdeploy.signoff.settings import DatabaseSettings
+    from postdeploy.database.session import connect
 
     url, _ = deployment
     plain = tmp_path / "inventory-20260314T030000Z.sql"

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from fixtures import reference
+from postdeploy import reference
 
 PASSWORD = "Vault-7c1f9e2a-secret"
 

@@ -11,15 +11,15 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from fixtures.balance.model import resolve
-from fixtures.balance.probe import WritesNotAllowed, probe_trigger
-from fixtures.data.baseline import capture
-from fixtures.database.catalog import Catalog
-from fixtures.database.session import connect
-from fixtures.ledger.shared import shared_spec
-from fixtures.ledger.scan import run
-from fixtures.signoff.settings import DatabaseSettings, Settings
-from fixtures.tenancy.model import TenantModel
+from postdeploy.balance.model import resolve
+from postdeploy.balance.probe import WritesNotAllowed, probe_trigger
+from postdeploy.data.baseline import capture
+from postdeploy.database.catalog import Catalog
+from postdeploy.database.session import connect
+from postdeploy.ledger.shared import shared_spec
+from postdeploy.ledger.scan import run
+from postdeploy.signoff.settings import DatabaseSettings, Settings
+from postdeploy.tenancy.model import TenantModel
 
 SETTINGS = Settings()
 
@@ -232,7 +232,7 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
 
 def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, reference_app, tmp_path):
     baseline = tmp_path / "baseline.json"
-    from fixtures.data.baseline import capture_to_file
+    from postdeploy.data.baseline import capture_to_file
 
     capture_to_file(healthy_url, SETTINGS, baseline)
     app = reference_app(healthy_url)
@@ -302,7 +302,7 @@ def test_sliced_pass_gives_what_one_statement_gives(server, healthy_url):
     statement's figures, samples included, on a ledger with a fault of each kind it finds."""
     from dataclasses import asdict
 
-    from fixtures.reference import apply_fault
+    from postdeploy.reference import apply_fault
 
     with connect(healthy_url, SETTINGS.database) as conn:
         captured = capture(model_for(conn)[0], SETTINGS)
@@ -335,7 +335,7 @@ def test_a_pass_stopped_before_it_begins_never_starts(server, healthy_url, sessi
     """A cancel that comes before the statements (no collected criterion needs the pass) stops it."""
     import threading
 
-    from fixtures.ledger.scan import Stopped
+    from postdeploy.ledger.scan import Stopped
 
     stop = threading.Event()
     stop.set()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from fixtures.data.baseline import capture_to_file
-from fixtures.signoff.settings import Settings
+from postdeploy.data.baseline import capture_to_file
+from postdeploy.signoff.settings import Settings
 
 DECLARED = '[balance]\ntrigger = ""\n[monitoring]\nreconciliation_table = ""\n[app]\nenabled = false\n[alerting]\nenabled = false\n'
 

@@ -10,14 +10,14 @@ import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from fixtures.signoff.settings import load_settings
+from postdeploy.signoff.settings import load_settings
 
 
 def _init(*args: str, cwd: Path, database_url: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     if database_url:
         env["DATABASE_URL"] = database_url
-    return subprocess.run([sys.executable, "-m", "fixtures.cli", "init", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "postdeploy.cli", "init", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

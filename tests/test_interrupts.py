@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.signoff.interrupts import uninterrupted
+from postdeploy.signoff.interrupts import uninterrupted
 from test_container import NO_DOCKER, containers_of
 from test_demo import processes_under
 from conftest import suite_environ

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from fixtures.data.baseline import capture_to_file
-from fixtures.signoff.settings import Settings
+from postdeploy.data.baseline import capture_to_file
+from postdeploy.signoff.settings import Settings
 
 LEDGER_CRITERIA = {
     "test_balances_populated",
@@ -101,7 +101,7 @@ def test_replica_on_the_same_server_gives_the_same_results(server, healthy_url, 
 
 
 def test_replica_faults_are_seen_there_too(server, healthy_url, baseline, run_suite):
-    from fixtures.reference import apply_fault
+    from postdeploy.reference import apply_fault
 
     apply_fault(healthy_url, "balance_off_by_one")
     run = run_suite(*SELECT, "--baseline", baseline, database_url=healthy_url, env={"DATABASE_REPLICA_URL": healthy_url})

@@ -36,7 +36,7 @@ def test_option_values_that_are_existing_paths_are_not_taken_for_test_paths(tmp_
 
 
 def test_schema_is_the_json_schema_of_the_configuration():
-    done = subprocess.run([sys.executable, "-m", "fixtures.cli", "schema"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "schema"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     schema = json.loads(done.stdout)
     assert schema["title"] == "postdeploy.toml"

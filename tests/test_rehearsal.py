@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fixtures import reference
-from fixtures.reference.backups import demo_backups
-from fixtures.reference.release_faults import RELEASES
+from postdeploy import reference
+from postdeploy.reference.backups import demo_backups
+from postdeploy.reference.release_faults import RELEASES
 from tests.conftest import ROOT
 from tests.test_container import containers_of, needs_docker
 from tests.test_demo import processes_under
@@ -143,7 +143,7 @@ def test_ctrl_c_during_the_rehearsal_leaves_no_server(server, healthy_url, tmp_p
 
 
 def test_rehearsal_needs_a_folder_and_a_dump_it_can_restore(server, healthy_url, run_suite, tmp_path, short_tmp):
-    from fixtures.reference.backups import backup_source
+    from postdeploy.reference.backups import backup_source
 
     config = tmp_path / "no-folder.toml"
     config.write_text(server.backup_config)

@@ -12,13 +12,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fixtures import reference
-from fixtures.migration.deploy import DeployRefused, deploy
-from fixtures.migration.drift import compare, describe
-from fixtures.migration.history import history
-from fixtures.migration.release import load_release
-from fixtures.migration.status import compare as status
-from fixtures.database.catalog import Table
+from postdeploy import reference
+from postdeploy.migration.deploy import DeployRefused, deploy
+from postdeploy.migration.drift import compare, describe
+from postdeploy.migration.history import history
+from postdeploy.migration.release import load_release
+from postdeploy.migration.status import compare as status
+from postdeploy.database.catalog import Table
 
 INIT = "20240101000000_init"
 
@@ -143,8 +143,8 @@ DROP POLICY p ON "A";
 
 BUILD = """
 import json, sys
-from fixtures.migration.release import load_release
-from fixtures.migration.scratch import release_schema
+from postdeploy.migration.release import load_release
+from postdeploy.migration.scratch import release_schema
 built = release_schema(load_release(sys.argv[1], ("20240301000000_add_balance_table/trigger.sql",)), ("public",), "_prisma_migrations")
 print(json.dumps({"cached": built.cached, "objects": len(built.schema)}))
 """
@@ -189,7 +189,7 @@ def test_without_a_folder_the_release_criteria_are_not_applicable(server, health
 
 
 def test_after_migrate_steps_sql_files_and_commands(server, tmp_path):
-    from fixtures.migration.rehearse import run_step
+    from postdeploy.migration.rehearse import run_step
 
     url = server.create_database("steps")
     (tmp_path / "make.sql").write_text("CREATE TABLE made (id int);")

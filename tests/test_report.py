@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.report import markdown, page
-from fixtures.report.checklist import NOT_CHECKED, SUCCESS_CRITERIA
-from fixtures.report.model import Criterion, RunInfo, SignoffRun
-from fixtures.signoff.evidence import Outcome
-from fixtures.signoff.settings import AREAS
-from fixtures.signoff.verdict import NOT_APPLICABLE, Result, decide
+from postdeploy.report import markdown, page
+from postdeploy.report.checklist import NOT_CHECKED, SUCCESS_CRITERIA
+from postdeploy.report.model import Criterion, RunInfo, SignoffRun
+from postdeploy.signoff.evidence import Outcome
+from postdeploy.signoff.settings import AREAS
+from postdeploy.signoff.verdict import NOT_APPLICABLE, Result, decide
 
 ROOT = Path(__file__).resolve().parent.parent
 EIGHT = [
@@ -195,7 +195,7 @@ def test_not_applicable_shows_on_the_page_in_markdown_and_history(run_suite, tmp
 
 
 def test_history_charts_the_last_runs_and_lists_them_all(tmp_path):
-    from fixtures.report import charts, history
+    from postdeploy.report import charts, history
 
     criteria = [_criterion("test_no_failed_migration", "migration", "passed")]
     for n in range(charts.CHARTED + 3):

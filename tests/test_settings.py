@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.signoff.redact import redact, redact_url, remember_secret
-from fixtures.signoff.settings import ConfigError, Settings, load_settings
-from fixtures.targets.env import env_target, load_environment
+from postdeploy.signoff.redact import redact, redact_url, remember_secret
+from postdeploy.signoff.settings import ConfigError, Settings, load_settings
+from postdeploy.targets.env import env_target, load_environment
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.data.baseline import capture_to_file
-from fixtures.discover.write import init
-from fixtures.reference import apply_fault
-from fixtures.reference.shapes import SHAPE_FAULTS, SHAPES, load_shape
-from fixtures.signoff.settings import load_settings
+from postdeploy.data.baseline import capture_to_file
+from postdeploy.discover.write import init
+from postdeploy.reference import apply_fault
+from postdeploy.reference.shapes import SHAPE_FAULTS, SHAPES, load_shape
+from postdeploy.signoff.settings import load_settings
 
 CTID = re.compile(r"^\(\d+,\d+\)$")
 NO_DEFAULT_ORG = {"DEFAULT_ORG_ID": ""}  # the reference's default organization is no shape's

@@ -10,11 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fixtures.data.baseline import capture_to_file
-from fixtures.reference import FAULTS, apply_fault
-from fixtures.reference.loader import connect
-from fixtures.reference.variants import VARIANTS, apply_variant
-from fixtures.signoff.settings import Settings
+from postdeploy.data.baseline import capture_to_file
+from postdeploy.reference import FAULTS, apply_fault
+from postdeploy.reference.loader import connect
+from postdeploy.reference.variants import VARIANTS, apply_variant
+from postdeploy.signoff.settings import Settings
 
 # Criteria that are optional skips on a healthy deployment without extra options:
 # delivery needs --send-test-alert, RLS the RLS variant ([rls] enabled), the restore --restore-test.
@@ -129,8 +129,8 @@ def test_marker_selection_runs_one_area(server, healthy_url, run_suite, referenc
 
 
 def test_sessions_are_read_only(server, healthy_url):
-    from fixtures.database.session import connect
-    from fixtures.signoff.settings import DatabaseSettings
+    from postdeploy.database.session import connect
+    from postdeploy.signoff.settings import DatabaseSettings
 
     with connect(healthy_url, DatabaseSettings()) as conn:
         settings = dict(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.backup.checks import (
+from postdeploy.backup.checks import (
     ScheduleRow,
     final_backup,
     gaps,
@@ -15,7 +15,7 @@ from fixtures.backup.checks import (
     span,
     stamp,
 )
-from fixtures.backup.restore import RestoreFailed, restore_test
+from postdeploy.backup.restore import RestoreFailed, restore_test
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.backup]
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from fixtures.balance.lookup import lookup
-from fixtures.balance.probe import WritesNotAllowed, probe_trigger
-from fixtures.ledger.plugin import LEDGER_GROUP
+from postdeploy.balance.lookup import lookup
+from postdeploy.balance.probe import WritesNotAllowed, probe_trigger
+from postdeploy.ledger.plugin import LEDGER_GROUP
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.balance]
 

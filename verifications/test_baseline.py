@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures.data.baseline import capture
+from postdeploy.data.baseline import capture
 
 pytestmark = [pytest.mark.baseline, pytest.mark.data]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fixtures.data.baseline import ledger_differences, losses, measure
-from fixtures.ledger.plugin import LEDGER_GROUP
+from postdeploy.data.baseline import ledger_differences, losses, measure
+from postdeploy.ledger.plugin import LEDGER_GROUP
 
 # The ledger's counts and history come from the run's one ledger pass: under -n, its criteria run in one worker.
 pytestmark = [pytest.mark.post_deploy, pytest.mark.data, pytest.mark.xdist_group(LEDGER_GROUP)]

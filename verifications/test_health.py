@@ -2,9 +2,9 @@
 
 import pytest
 
-from fixtures.app import dbhealth
-from fixtures.app.checks import item_problems, parse_readiness, rows_of, version_from
-from fixtures.app.tokens import attempt_rows, try_bad_tokens
+from postdeploy.app import dbhealth
+from postdeploy.app.checks import item_problems, parse_readiness, rows_of, version_from
+from postdeploy.app.tokens import attempt_rows, try_bad_tokens
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.health]
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from fixtures.migration.drift import compare as compare_schema, describe as describe_schema
-from fixtures.migration.plugin import NOT_CONFIGURED
-from fixtures.migration.release import ReleaseError
-from fixtures.migration.status import compare as compare_status
+from postdeploy.migration.drift import compare as compare_schema, describe as describe_schema
+from postdeploy.migration.plugin import NOT_CONFIGURED
+from postdeploy.migration.release import ReleaseError
+from postdeploy.migration.status import compare as compare_status
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.migration]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from fixtures.monitoring import alerting
-from fixtures.monitoring.jobs import heartbeat
+from postdeploy.monitoring import alerting
+from postdeploy.monitoring.jobs import heartbeat
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.monitoring]
 

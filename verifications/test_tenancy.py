@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures.ledger.plugin import LEDGER_GROUP
+from postdeploy.ledger.plugin import LEDGER_GROUP
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.tenancy]
 

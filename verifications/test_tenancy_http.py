@@ -2,8 +2,8 @@
 
 import pytest
 
-from fixtures.tenancy import rls
-from fixtures.app.checks import leaked_values, rows_of
+from postdeploy.tenancy import rls
+from postdeploy.app.checks import leaked_values, rows_of
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.tenancy]
 
