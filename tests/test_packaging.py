@@ -1,0 +1,132 @@
+"""The built package, as a user installs it: the sdist and the wheel build and pass `twine check`;
+the wheel, installed (not editable) into a fresh virtual environment outside the checkout beside
+PyPI's `fixtures` and `testtools`, signs off the demo from an empty folder and an application's
+repository from its own postdeploy.toml, and leaves another project's pytest run as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from postdeploy import reference
+from postdeploy.reference.backups import Dumps, backup_source
+
+from conftest import ROOT, suite_environ
+
+pytestmark = pytest.mark.xdist_group("packaging")  # one build and one environment for the module
+
+PIP = ("-m", "pip", "install", "--quiet", "--disable-pip-version-check")
+
+
+@dataclass
+class Installed:
+    venv: Path
+    dist: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+    def run(self, *argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        environ = {**suite_environ(), **(env or {})}
+        environ["PATH"] = f"{self.bin}{os.pathsep}{environ.get('PATH', '')}"
+        environ.pop("PYTHONPATH", None)
+        return subprocess.run(argv, cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)
+
+
+def _check(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    dist = tmp_path_factory.mktemp("dist")
+    _check(subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+                          capture_output=True, text=True, timeout=600))
+    built = sorted(p.name for p in dist.iterdir())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert built == [f"postdeploy-{version}-py3-none-any.whl", f"postdeploy-{version}.tar.gz"]
+    _check(subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
+                          capture_output=True, text=True, timeout=120))
+    venv = tmp_path_factory.mktemp("venv")
+    _check(subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=120))
+    python = str(venv / "bin" / "python")
+    # PyPI's fixtures (and testtools, which needs it) first: postdeploy must not take their names.
+    _check(subprocess.run([python, *PIP, "fixtures", "testtools"], capture_output=True, text=True, timeout=600))
+    wheel = next(dist.glob("*.whl"))
+    _check(subprocess.run([python, *PIP, str(wheel)], capture_output=True, text=True, timeout=900))
+    return Installed(venv, dist)
+
+
+def test_wheel_installs_only_postdeploy_beside_pypis_fixtures(installed: Installed, tmp_path: Path):
+    _check(installed.run("python", "-c", "from fixtures import Fixture; import testtools, postdeploy.verifications",
+                         cwd=tmp_path))
+    shown = _check(installed.run("python", "-m", "pip", "show", "-f", "postdeploy", cwd=tmp_path)).stdout
+    files = [line.strip() for line in shown.split("Files:", 1)[1].splitlines() if line.strip()]
+    outside = [f for f in files if not f.startswith(("postdeploy/", "postdeploy-")) and f != "../../../bin/postdeploy"]
+    assert files and not outside, outside
+    assert "postdeploy/verifications/test_migration.py" in files
+    assert "postdeploy/report/templates/sign-off.html" in files
+    assert any(f.startswith("postdeploy/reference/migrations/") and f.endswith(".sql") for f in files)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert _check(installed.run("postdeploy", "--version", cwd=tmp_path)).stdout.strip() == f"postdeploy {version}"
+
+
+def test_demo_signs_off_from_an_empty_folder(installed: Installed, tmp_path: Path):
+    done = installed.run("pytest", "-m", "post_deploy", "--target", "demo", cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - "), output
+    assert "verifications/test_migration.py" in output  # node ids as in the checkout, no site-packages path
+    assert "site-packages" not in output
+    assert len([p for p in (tmp_path / "reports").iterdir() if p.is_dir()]) == 1
+
+
+def test_another_projects_pytest_run_is_untouched(installed: Installed, tmp_path: Path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_one.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+    done = installed.run("pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.fullmatch(r"\.\s+\[100%\]\n1 passed in [0-9.]+s\n", done.stdout), done.stdout
+    assert done.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tests"]  # no reports/, nothing else
+
+
+def test_an_applications_repository_signs_off_its_database(installed: Installed, server, healthy_url, tmp_path: Path):
+    """init finds prisma/migrations and writes it relative to the file; the backup folder given
+    relative to the file is found too, from the repository and from a subfolder alike."""
+    app = tmp_path / "app"
+    shutil.copytree(reference.MIGRATIONS_DIR, app / "prisma" / "migrations")
+    env = {"DATABASE_URL": healthy_url, "DEFAULT_ORG_ID": reference.DEFAULT_ORG_ID}
+    _check(installed.run("postdeploy", "init", cwd=app, env=env))
+    config = app / "postdeploy.toml"
+    text = config.read_text()
+    assert '\nfolder = "prisma/migrations"\n' in text
+    # What a team adds on review: the trigger its deploy applies outside Prisma, and its backups.
+    trigger = reference.TRIGGER_SQL_PATH.relative_to(reference.MIGRATIONS_DIR).as_posix()
+    text = text.replace('\nfolder = "prisma/migrations"\n', f'\nfolder = "prisma/migrations"\nextra_sql = ["{trigger}"]\n')
+    with backup_source("healthy", Dumps.of(healthy_url, tmp_path / "dumps"), app / "backups") as (backups, _):
+        config.write_text(text + "\n" + backups.replace(str(app / "backups"), "backups"))
+        _check(installed.run("pytest", "-m", "baseline", cwd=app, env=env))
+        done = installed.run("pytest", "-m", "post_deploy", cwd=app, env=env)
+        (app / "ci").mkdir()
+        elsewhere = installed.run("pytest", "-m", "post_deploy", "--config", "../postdeploy.toml",
+                                  "--baseline", "../reports/baseline.json", cwd=app / "ci", env=env)
+    for run, reports in ((done, app / "reports"), (elsewhere, app / "ci" / "reports")):
+        output = run.stdout + run.stderr
+        assert run.returncode == 0 and output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - "), output
+        newest = max(reports.glob("env-*/sign-off.json"))
+        outcomes = {c["name"]: c["outcome"] for c in json.loads(newest.read_text())["criteria"]}
+        # The release's folder and the backups were found through the file's relative paths.
+        assert outcomes["test_schema_matches_release"] == "passed", outcomes
+        assert outcomes["test_latest_backup_age"] == "passed", outcomes
