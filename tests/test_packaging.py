@@ -11,7 +11,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +51,7 @@ def _check(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     dist = tmp_path_factory.mktemp("dist")
     _check(subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
                           capture_output=True, text=True, timeout=600))
@@ -58,14 +60,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     assert built == [f"postdeploy-{version}-py3-none-any.whl", f"postdeploy-{version}.tar.gz"]
     _check(subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
                           capture_output=True, text=True, timeout=120))
-    venv = tmp_path_factory.mktemp("venv")
+    # Not under pytest's temporary root: every pytest that starts resets that to mode 0700, and the
+    # embedded server's binaries in this environment run as another user than root.
+    venv = Path(tempfile.mkdtemp(prefix="postdeploy-venv-"))
+    venv.chmod(0o755)
     _check(subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=120))
     python = str(venv / "bin" / "python")
     # PyPI's fixtures (and testtools, which needs it) first: postdeploy must not take their names.
     _check(subprocess.run([python, *PIP, "fixtures", "testtools"], capture_output=True, text=True, timeout=600))
     wheel = next(dist.glob("*.whl"))
     _check(subprocess.run([python, *PIP, str(wheel)], capture_output=True, text=True, timeout=900))
-    return Installed(venv, dist)
+    yield Installed(venv, dist)
+    shutil.rmtree(venv, ignore_errors=True)
 
 
 def test_wheel_installs_only_postdeploy_beside_pypis_fixtures(installed: Installed, tmp_path: Path):
