@@ -18,6 +18,7 @@ def test_liveness_endpoint(app, settings, signoff):
         wanted=f"200 within {budget} ms",
         observed=f"{reply.status} in {reply.elapsed_ms:.0f} ms",
         evidence=[{"request": reply.summary(), "body": reply.excerpt()}],
+        identity=lambda _: settings.app.liveness_path,  # the endpoint
     )
 
 
@@ -43,6 +44,7 @@ def test_readiness_endpoint(app, settings, signoff):
         + (f" ({'; '.join(problems)})" if problems else ""),
         evidence=[{"check": c.name, "status": c.status, "detail": c.detail} for c in ready.failing + ready.warnings]
         or [{"check": c.name, "status": c.status, "detail": c.detail} for c in ready.checks],
+        identity=lambda _: settings.app.readiness_path,  # the endpoint
     )
 
 

@@ -24,6 +24,7 @@ def test_no_failed_migration(prisma_history, settings, signoff):
             {"migration": m.migration_name, "started": m.started_at, "log": m.first_log_lines()}
             for m in failed
         ],
+        identity=lambda row: row["migration"],
     )
 
 
@@ -48,6 +49,7 @@ def test_required_migrations_applied(prisma_history, settings, signoff):
             }
             for name in missing
         ],
+        identity=lambda row: row["required"],
     )
 
 
@@ -77,6 +79,7 @@ def test_tenant_columns_not_null(tenancy, signoff):
         observed=f"{len(gaps)} tables fall short" if gaps
         else f"all {len(tenancy.tables) - len(declared)} NOT NULL" + (f", {len(declared)} nullable as declared" if declared else ""),
         evidence=gaps,
+        identity=lambda gap: gap.table,
     )
 
 
@@ -92,6 +95,7 @@ def test_tenant_backfill_complete(tenancy, signoff):
         observed=(f"{sum(n.rows for n in nulls)} rows in {len(nulls)} tables" if nulls else "0 rows")
         + "".join(f"; {n.rows} allowed in {n.table} (declared nullable)" for n in allowed),
         evidence=nulls,
+        identity=lambda n: n.table,
     )
 
 
@@ -103,6 +107,7 @@ def test_tenant_foreign_keys_validated(tenancy, settings, signoff):
         wanted=f"a validated foreign key to {settings.tenancy.organizations_table} on every tenant column",
         observed=f"{len(gaps)} missing or NOT VALID" if gaps else f"{len(tenancy.tables)} validated",
         evidence=gaps,
+        identity=lambda gap: gap.table,
     )
 
 
@@ -114,6 +119,7 @@ def test_tenant_columns_indexed(tenancy, signoff):
         wanted=f'a valid index led by "{tenancy.column_name}" on every tenant-scoped table',
         observed=f"{len(gaps)} tables without one" if gaps else f"{len(tenancy.tables)} indexed",
         evidence=gaps,
+        identity=lambda gap: gap.table,
     )
 
 
@@ -125,6 +131,7 @@ def test_no_invalid_index_or_unvalidated_constraint(catalog, signoff):
         wanted=f"0 invalid indexes and 0 NOT VALID constraints in schemas {', '.join(catalog.schemas)}",
         observed=f"{len(broken)} found" if broken else "none found",
         evidence=broken,
+        identity=lambda b: b.name,
     )
 
 
@@ -198,4 +205,5 @@ def test_schema_matches_release(catalog, release, release_schema, settings, sign
         + (f", ignoring {', '.join(settings.migration.ignore)}" if settings.migration.ignore else ""),
         observed=", ".join(f"{n} {c}" for c, n in counts.items() if n) if drifts else "no drift",
         evidence=drifts,
+        identity=lambda d: d.object,
     )

@@ -16,6 +16,7 @@ def test_no_orphan_tenant_values(tenancy, settings, signoff):
         wanted=f'every "{tenancy.column_name}" value found in {settings.tenancy.organizations_table}',
         observed=f"{len(orphans)} unknown tenant values" if orphans else f"all values known in {len(tenancy.ready_tables)} tables",
         evidence=orphans,
+        identity=lambda o: o.table,  # the evidence lists a few values per table: the table is the whole set
     )
 
 
@@ -38,4 +39,5 @@ def test_tenant_consistent_along_foreign_keys(tenancy, ledger, signoff):
         + (f" (derived tables: {derived})" if derived else ""),
         observed=", ".join(f"{rows} rows in {table}" for table, rows in by_table.items()) or "0 cross-tenant rows",
         evidence=mismatches,
+        identity=lambda m: m.table,
     )
