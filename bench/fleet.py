@@ -82,10 +82,11 @@ def contenders(work: Path, targets: list[tuple[str, str]], baselines: Path) -> l
     # The separate runs: one process per target, in sequence, as a script (MEASURE times the whole).
     reports = work / "reports-separate"
     reports.mkdir(parents=True, exist_ok=True)
-    lines = ["set -u"]
+    lines = ["set -u", "status=0"]
     for name, url in targets:
         argv = _pytest(reports, "-m", SELECTION, f"--baseline={baselines / f'baseline-{name}.json'}")
-        lines.append(f"DATABASE_URL={shlex.quote(url)} {shlex.join(argv)} > /dev/null || true")
+        lines.append(f"DATABASE_URL={shlex.quote(url)} {shlex.join(argv)} > /dev/null || status=$?")
+    lines.append("exit $status  # the last NO-GO's, as the fleet's: every run goes on")
     script = work / "separate.sh"
     script.write_text("\n".join(lines) + "\n")
     made.append(Contender(f"{len(targets)} separate runs", ["bash", str(script)], _environ()))

@@ -93,6 +93,9 @@ def test_fleet_signs_off_each_target_and_the_run(server, healthy_url, run_suite,
     assert leaky["Tenant isolation verified"] == "NO-GO" and leaky["All migrations completed successfully"] == "GO"
     eu = next(t for t in document["targets"] if t["target"] == "eu")
     assert len(eu["criteria"]) == 40 and all(not c["name"].endswith("]") for c in eu["criteria"])
+    # One ledger pass for the target, which each of its ledger criteria used.
+    passes = [json.dumps(c["shared_pass"], sort_keys=True) for c in eu["criteria"] if c["shared_pass"]]
+    assert len(passes) >= 4 and len(set(passes)) == 1, passes
     html = (folder / "sign-off.html").read_text()
     assert 'id="fleet-matrix"' in html and html.index("fleet-matrix") < html.index('id="target-eu"')
     markdown = (folder / "sign-off.md").read_text()
