@@ -19,9 +19,12 @@ import pytest
 from conftest import ROOT, suite_environ
 from postdeploy.data.baseline import capture_to_file
 from postdeploy.fleet.members import merged, with_database
+from postdeploy.fleet.resolve import Resolver
+from postdeploy.fleet.targets import TargetsFile
 from postdeploy.fleet.shard import parse_shard, shard_of
 from postdeploy.reference import DEFAULT_ORG_ID, apply_fault
 from postdeploy.signoff.settings import ConfigError, Settings
+from postdeploy.targets import Target
 
 SECRET = "s3cret-fleet-pw"
 NOWHERE = f"postgresql://postgres:{SECRET}@127.0.0.1:1/nowhere"  # nothing listens on port 1
@@ -216,3 +219,17 @@ def test_a_target_config_is_layered_over_the_shared_one():
         "tenancy": {"tenant_column": "orgId", "tables": "*"}, "backup": {"max_age_hours": 25.0}}
     assert with_database("postgresql://u:p@h:5/postgres?sslmode=require", "tenant a") == \
         "postgresql://u:p@h:5/tenant%20a?sslmode=require"
+
+
+def test_a_target_config_cannot_bring_its_own_release(tmp_path):
+    """The release (its folder, its schema build) is the run's: a target's config naming another is
+    that target's invalid configuration, not silently ignored."""
+    entries = {"target": [
+        {"name": "a", "database_url": "postgresql://u@h/a", "config": {"migration": {"folder": "elsewhere"}}},
+        {"name": "b", "database_url": "postgresql://u@h/b", "config": {"tenancy": {"tables": "*"}}},
+    ]}
+    resolver = Resolver(TargetsFile.model_validate_json(json.dumps(entries)), tmp_path, {}, Settings(),
+                        Target("", ""), tmp_path)
+    a, b = resolver.members()
+    assert a.problem == "invalid configuration: config of target a: [migration] is the fleet's: set it in the shared configuration"
+    assert not b.problem and b.settings.tenancy.tables == "*" and b.target.baseline == str(tmp_path / "reports" / "baseline-b.json")
