@@ -2,6 +2,7 @@
 
     python -m bench.run [--url postgresql://postgres@127.0.0.1:5432/postgres] [--scales 1000000 10000000]
                         [--rounds 3] [--reuse] [--database-prefix postdeploy_bench]
+    python -m bench.run --fleet [--targets 50] [--movements 20000] [--big-fleet 200]   (bench/fleet.py)
 
 For each scale it loads the reference deployment into <prefix>_<scale> (kept; --reuse skips the
 load), captures a baseline, warms every contender once, then runs --rounds rounds; each round
@@ -250,7 +251,16 @@ def main() -> int:
     p.add_argument("--reuse", action="store_true", help="reuse <prefix>_<scale> if already loaded")
     p.add_argument("--database-prefix", default="postdeploy_bench", help="benchmark databases are <prefix>_<scale>")
     p.add_argument("--work", default=str(ROOT / "reports" / "bench"), help="where reports and results go")
+    fleet = p.add_argument_group("--fleet: one fleet run against separate single-target runs (bench/fleet.py)")
+    fleet.add_argument("--fleet", action="store_true", help="run the fleet benchmark instead")
+    fleet.add_argument("--targets", type=int, default=50, help="targets of the fleet (default: %(default)s)")
+    fleet.add_argument("--movements", type=int, default=20_000, help="ledger rows of each target (default: %(default)s)")
+    fleet.add_argument("--big-fleet", type=int, default=200, help="then one run of a fleet this big (0: none)")
     args = p.parse_args()
+    if args.fleet:
+        from bench.fleet import main as fleet_main
+
+        return fleet_main(args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     dbt = ensure_dbt()

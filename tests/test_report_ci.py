@@ -5,11 +5,15 @@ CI runner would run them. The package itself is the installed one."""
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import tomllib
@@ -144,3 +148,131 @@ def test_gitlab_ci_jobs_fail_the_pipeline_on_no_go(tmp_path: Path, server, healt
     signoffs = [json.loads(p.read_text()) for p in (cwd / "reports").glob("*/sign-off.json")]
     releases = {s["release"] for s in signoffs if any(c["name"] == "test_no_rows_lost" for c in s["criteria"])}
     assert len(junits) == 3 and releases == {"2024.03.01"}  # the baseline's run, then the two sign-offs
+
+
+# A fleet across CI runners: each slice (--shard K/N) on a runner of its own, then the merge job.
+
+FLEET_TOML = """[[target]]
+name = "eu"
+database_url_env = "EU_DATABASE_URL"
+
+[[target]]
+name = "us"
+database_url_env = "US_DATABASE_URL"
+
+[[target]]
+database_url_env = "TENANTS_SERVER_URL"
+database_pattern = "{pattern}"
+"""
+
+
+def fleet_checkout(tmp_path: Path, name: str, server, baselines: Path) -> Path:
+    """A runner's checkout of an application repository that keeps fleet.toml and its postdeploy.toml."""
+    from test_fleet import DATABASE_ONLY
+
+    (tmp_path / name).mkdir()
+    cwd = checkout(tmp_path / name, "")
+    (cwd / "fleet.toml").write_text(FLEET_TOML.format(pattern=f"{server.prefix}{baselines.parent.name}_tenant\\\\_%"))
+    (cwd / "postdeploy.toml").write_text(server.backup_config + server.release_config + DATABASE_ONLY
+                                         + '[data]\nbaseline = "baselines/baseline.json"\n')
+    shutil.copytree(baselines, cwd / "baselines")
+    return cwd
+
+
+def fleet_environ(server, tmp_path: Path, fault: str = "") -> tuple[dict[str, str], Path]:
+    """The fleet's variables (eu, us, two tenants on one server) and the baselines taken before the deploy."""
+    from postdeploy.data.baseline import capture_to_file
+    from postdeploy.reference import DEFAULT_ORG_ID, apply_fault
+    from postdeploy.signoff.settings import Settings
+
+    tag = tmp_path.name[-12:].lower().replace("-", "_")  # this test's databases, apart from another's
+    baselines = tmp_path / tag / "baselines"
+    baselines.mkdir(parents=True)
+    urls = {name: server.create_database(f"{tag}_{name}", template="healthy") for name in ("eu", "us")}
+    for letter in "ab":
+        name = f"{tag}_tenant_{letter}"
+        urls[server.prefix + name] = server.create_database(name, template="healthy")
+    for name, url in urls.items():
+        capture_to_file(url, Settings(), baselines / f"baseline-{name}.json")
+    if fault:
+        apply_fault(urls["us"], fault)
+    bin_dir = str(Path(sys.executable).parent)  # where pip put pytest and postdeploy
+    env = environ({"EU_DATABASE_URL": urls["eu"], "US_DATABASE_URL": urls["us"], "DEFAULT_ORG_ID": DEFAULT_ORG_ID,
+                   "TENANTS_SERVER_URL": server.url("postgres"), "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    return env, baselines, list(urls)
+
+
+def script(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-e", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def expected_shard_exit(shard: int, count: int, names: list[str]) -> int:
+    """A slice the hash left empty signs off nothing: never a GO (exit 1), the merge decides."""
+    from postdeploy.fleet.shard import shard_of
+
+    return 0 if any(shard_of(n, count) == shard for n in names) else 1
+
+
+def test_github_actions_fleet_matrix_and_merge(server, tmp_path: Path):
+    workflow = yaml.safe_load((CI / "github-actions-fleet.yml").read_text())
+    signoff, merge = workflow["jobs"]["signoff"], workflow["jobs"]["merge"]
+    shards = signoff["strategy"]["matrix"]["shard"]
+    assert signoff["strategy"]["fail-fast"] is False and int(signoff["env"]["SHARDS"]) == len(shards)
+    assert merge["needs"] == "signoff" and merge["if"] == "always()"
+    assert all(v.startswith("${{ secrets.") for k, v in signoff["env"].items() if k.endswith("_URL"))
+    steps = {step.get("name"): step for step in signoff["steps"]}
+    (command,) = [line for line in steps["sign off a slice"]["run"].splitlines() if line.startswith("pytest ")]
+    assert "--targets fleet.toml" in command and "--shard" in command
+    keep = steps["keep the slice's report folder"]
+    assert keep["if"] == "always()" and keep["with"]["path"] == "reports/"
+    merge_steps = {step.get("name") or step["uses"]: step for step in merge["steps"]}
+    download = merge_steps["actions/download-artifact@v4"]["with"]
+    (merging,) = [line for line in merge_steps["merge the slices"]["run"].splitlines() if line.startswith("postdeploy ")]
+
+    env, baselines, names = fleet_environ(server, tmp_path)
+    env |= {"RELEASE_VERSION": "2024.03.01", "SHARDS": str(len(shards))}
+    runner = fleet_checkout(tmp_path, "merge-runner", server, baselines)
+    for shard in shards:
+        cwd = fleet_checkout(tmp_path, f"runner-{shard}", server, baselines)
+        done = script(command.replace("${{ matrix.shard }}", str(shard)), cwd, env)
+        assert done.returncode == expected_shard_exit(shard, len(shards), names), done.stdout + done.stderr
+        # download-artifact with a pattern: each artifact in a folder named after it
+        artifact = keep["with"]["name"].replace("${{ matrix.shard }}", str(shard))
+        assert fnmatch.fnmatch(artifact, download["pattern"])
+        shutil.copytree(cwd / "reports", runner / download["path"] / artifact)
+    done = script(merging, runner, env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert output.rstrip().splitlines()[-1] == "SIGN-OFF: GO - 4 of 4 targets GO"
+    assert sorted(re.findall(r"^TARGET (\S+): GO", output, re.M)) == sorted(names)
+    (junit,) = glob.glob(merge_steps["publish JUnit"]["with"]["report_paths"], root_dir=runner)
+    assert json.loads((runner / junit).with_name("sign-off.json").read_text())["release"] == "2024.03.01"
+
+
+def test_gitlab_ci_fleet_parallel_and_merge_fail_the_pipeline_on_no_go(server, tmp_path: Path):
+    pipeline = yaml.safe_load((CI / "gitlab-ci-fleet.yml").read_text())
+    signoff, merge = pipeline["signoff_fleet"], pipeline["merge_fleet"]
+    count = signoff["parallel"]
+    assert signoff["artifacts"]["when"] == "always" and "reports/" in signoff["artifacts"]["paths"]
+    assert merge["needs"] == ["signoff_fleet"] and merge["when"] == "always"
+    assert {signoff["stage"], merge["stage"]} <= set(pipeline["stages"])
+    (command,) = [line for line in signoff["script"] if line.startswith("pytest ")]
+    (merging,) = [line for line in merge["script"] if line.startswith("postdeploy ")]
+
+    env, baselines, names = fleet_environ(server, tmp_path, fault="ledger_tenant_mismatch")
+    env |= {"CI_COMMIT_TAG": "2024.03.01", "RELEASE_VERSION": "2024.03.01", "CI_NODE_TOTAL": str(count)}
+    runner = fleet_checkout(tmp_path, "merge-runner", server, baselines)
+    for shard in range(1, count + 1):
+        cwd = fleet_checkout(tmp_path, f"runner-{shard}", server, baselines)
+        done = script(command, cwd, env | {"CI_NODE_INDEX": str(shard)})
+        holds_us = expected_shard_exit(shard, count, ["us"]) == 0
+        wanted = 1 if holds_us else expected_shard_exit(shard, count, names)
+        assert done.returncode == wanted, done.stdout + done.stderr
+        shutil.copytree(cwd / "reports", runner / "reports", dirs_exist_ok=True)  # needs: the jobs' artifacts
+    done = script(merging, runner, env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output  # the merge job, and the pipeline, fail
+    assert output.rstrip().splitlines()[-1] == "SIGN-OFF: NO-GO - 3 of 4 targets GO"
+    assert re.search(r"^TARGET us: NO-GO - .*test_tenant_consistent_along_foreign_keys", output, re.M)
+    (junit,) = glob.glob(merge["artifacts"]["reports"]["junit"], root_dir=runner)
+    assert [s.get("name") for s in ET.parse(runner / junit).getroot().iter("testsuite")] == names
