@@ -295,8 +295,9 @@ def test_plain_format_dump_restores(deployment, tmp_path):
     (backup,) = DirectoryProvider(tmp_path).inventory().backups
     assert backup.kind == "pg_dump plain"
     with connect(url, DatabaseSettings()) as conn:
-        result = restore_test(plain, conn, ("public",), timeout_s=120, into="embedded", image="")
+        result = restore_test(backup.id, plain, conn, ("public",), timeout_s=120, into="embedded", image="")
     assert not result.problems() and len(result.comparison()) == 8
+    assert result.timing.dump_bytes == plain.stat().st_size and result.timing.rows == sum(result.backup_tables.values())
     # The scratch server is gone and the target untouched: it still answers, read-only.
     with psycopg.connect(url) as conn:
         assert conn.execute('SELECT count(*) FROM "Organization"').fetchone()[0] > 0

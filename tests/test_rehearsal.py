@@ -42,25 +42,44 @@ def fingerprint(url: str) -> list[tuple]:
     return [*counts, *rows]
 
 
-def rehearsal_config(tmp_path: Path, backups: Path, folder: Path, after_migrate: list[str]) -> Path:
-    steps = ", ".join(json.dumps(s) for s in after_migrate)  # a TOML string is a JSON string here
+def rehearsal_config(tmp_path: Path, backups: Path, folder: Path, after_migrate: list[str], *,
+                     rollback: tuple[str, ...] = (), rehearsal: str = "", backup: str = "") -> Path:
+    """`rehearsal` and `backup`: more lines for those sections."""
+    def strings(values):
+        return ", ".join(json.dumps(str(s)) for s in values)  # a TOML string is a JSON string here
+
     path = tmp_path / "rehearsal.toml"
     path.write_text(
-        f'[backup]\nprovider = "directory"\n\n[backup.directory]\npath = "{backups}"\n\n'
+        f'[backup]\nprovider = "directory"\n{backup}\n\n[backup.directory]\npath = "{backups}"\n\n'
         f'[migration]\nfolder = "{folder}"\nextra_sql = ["{LAST_MIGRATION}/trigger.sql"]\n\n'
-        f"[rehearsal]\nafter_migrate = [{steps}]\n\n"
+        f"[rehearsal]\nafter_migrate = [{strings(after_migrate)}]\nrollback = [{strings(rollback)}]\n{rehearsal}\n\n"
         # No application runs in front of the rehearsal's copy: its HTTP and log criteria skip.
         '[signoff]\nrequired_areas = ["migration", "balance", "backup", "data"]\n'
     )
     return path
 
 
-@pytest.fixture(autouse=True)
-def embedded_only(server):
-    if server.label != "embedded":
-        # This machine's PostgreSQL 15 dumps a column option (pg_attver) that PostgreSQL 18, where
-        # the rehearsal restores, refuses: its dumps cannot be rehearsed here.
-        pytest.skip("rehearsal self-tests restore dumps of the embedded server only")
+@pytest.fixture
+def dump_bin(server) -> Path | None:
+    """The pg_dump that dumps this server as its operators would: the embedded wheel's for the
+    embedded server; for the machine's, its own major's. (The wheel's pg_dump 18 writes the
+    machine's PostgreSQL 15 column option as `ALTER TABLE ... ALTER COLUMN ... SET (pg_attver=...)`,
+    which PostgreSQL 18 refuses on restore: `unrecognized parameter "pg_attver"`.)"""
+    if server.label == "embedded":
+        return None
+    with psycopg.connect(server.admin_url) as conn:
+        major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+    folder = Path(f"/usr/lib/postgresql/{major}/bin")
+    if not (folder / "pg_dump").is_file():
+        pytest.skip(f"no pg_dump {major} in {folder}: the embedded wheel's pg_dump 18 dumps this server's column"
+                    ' option as ALTER COLUMN ... SET (pg_attver=...), which PostgreSQL 18 refuses'
+                    ' (unrecognized parameter "pg_attver")')
+    return folder
+
+
+def server_major(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return str(int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000)
 
 
 def assert_nothing_left(folder: str) -> None:
@@ -69,10 +88,11 @@ def assert_nothing_left(folder: str) -> None:
 
 
 @pytest.mark.parametrize("into", ["embedded", pytest.param("container", marks=needs_docker)])
-def test_rehearsal_applies_the_last_migration_and_signs_off(into, server, healthy_url, run_suite, tmp_path, short_tmp):
+def test_rehearsal_applies_the_last_migration_and_signs_off(into, server, healthy_url, run_suite, tmp_path, short_tmp,
+                                                            dump_bin):
     with psycopg.connect(healthy_url, autocommit=True) as conn:
         conn.execute(BEFORE_LAST_MIGRATION)
-    demo_backups(healthy_url, tmp_path / "backups")
+    demo_backups(healthy_url, tmp_path / "backups", bin_dir=dump_bin)
     before = fingerprint(healthy_url)
     trigger = reference.TRIGGER_SQL_PATH
     config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR,
@@ -86,7 +106,8 @@ def test_rehearsal_applies_the_last_migration_and_signs_off(into, server, health
     applied = next(c for c in run.signoff["criteria"] if c["name"] == "test_applied_migrations_match_release")
     assert applied["outcome"] == "passed"
     observed = applied["observed"]
-    assert " (PostgreSQL 18." in observed and ", the target runs 18." in observed  # the one thing read of the target
+    # The one thing read of the target: its version.
+    assert " (PostgreSQL 18." in observed and f", the target runs {server_major(healthy_url)}." in observed
     assert f"{LAST_MIGRATION}: " in observed and " s, AccessExclusiveLock on InventoryBalance" in observed
     assert applied["evidence"][0]["migration"] == LAST_MIGRATION
     assert fingerprint(healthy_url) == before, "the target database is unchanged"
@@ -94,8 +115,8 @@ def test_rehearsal_applies_the_last_migration_and_signs_off(into, server, health
     assert not containers_of(run_id), "the scratch container is removed"
 
 
-def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_path, short_tmp):
-    demo_backups(healthy_url, tmp_path / "backups")
+def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin):
+    demo_backups(healthy_url, tmp_path / "backups", bin_dir=dump_bin)
     before = fingerprint(healthy_url)
     config = rehearsal_config(tmp_path, tmp_path / "backups", RELEASES / "next_unique_item_name", [])
     # Under xdist: the workers read the rehearsal's record from the target the controller hands them.
@@ -111,8 +132,8 @@ def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_
     assert_nothing_left(short_tmp)
 
 
-def test_ctrl_c_during_the_rehearsal_leaves_no_server(server, healthy_url, tmp_path, short_tmp):
-    demo_backups(healthy_url, tmp_path / "backups")
+def test_ctrl_c_during_the_rehearsal_leaves_no_server(server, healthy_url, tmp_path, short_tmp, dump_bin):
+    demo_backups(healthy_url, tmp_path / "backups", bin_dir=dump_bin)
     started = tmp_path / "step-started"
     script = tmp_path / "slow_step.py"
     script.write_text(f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(120)\n")
@@ -157,3 +178,140 @@ def test_rehearsal_needs_a_folder_and_a_dump_it_can_restore(server, healthy_url,
     assert "the pgbackrest provider's backups cannot be restored here: pgBackRest backups are physical" in run.output
     assert "Traceback" not in run.output
     assert_nothing_left(short_tmp)
+
+
+# The way back from add_balance_table, as an operator would write it.
+ROLLBACK_TRIGGER = 'DROP TRIGGER "stock_movement_balance" ON "StockMovement";\n'
+ROLLBACK_FUNCTION = 'DROP FUNCTION "apply_stock_movement"();\n'
+ROLLBACK_TABLE = 'DROP TABLE "InventoryBalance";\n'
+# As `prisma migrate resolve --rolled-back` leaves a row.
+MARK_ROLLED_BACK = f"UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = '{LAST_MIGRATION}';\n"
+ROLLBACKS = {
+    "complete": [ROLLBACK_TRIGGER + ROLLBACK_FUNCTION + ROLLBACK_TABLE + MARK_ROLLED_BACK],
+    "rows_deleted": [ROLLBACK_TRIGGER + ROLLBACK_FUNCTION + ROLLBACK_TABLE
+                     + f"DELETE FROM _prisma_migrations WHERE migration_name = '{LAST_MIGRATION}';\n"],
+    "forgets_function": [ROLLBACK_TRIGGER + ROLLBACK_TABLE + MARK_ROLLED_BACK],
+    "deletes_movements": [ROLLBACK_TRIGGER + ROLLBACK_FUNCTION + ROLLBACK_TABLE + MARK_ROLLED_BACK,
+                          'DELETE FROM "StockMovement" WHERE id IN (SELECT id FROM "StockMovement" ORDER BY id LIMIT 3);\n'],
+    "sql_error": [ROLLBACK_TRIGGER, 'DROP FUNCTION "apply_stock_movment"();\n', ROLLBACK_TABLE],
+    "leaves_table": [ROLLBACK_TRIGGER + ROLLBACK_FUNCTION + MARK_ROLLED_BACK],
+}
+
+
+def rehearse_rollback(name, server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin, *, rehearsal="",
+                      backup="", args=()):
+    """Rehearse add_balance_table on a dump taken before it, with the named rollback: the run, and
+    the fingerprint check of the target."""
+    with psycopg.connect(healthy_url, autocommit=True) as conn:
+        conn.execute(BEFORE_LAST_MIGRATION)
+    demo_backups(healthy_url, tmp_path / "backups", bin_dir=dump_bin)
+    before = fingerprint(healthy_url)
+    steps = []
+    for n, script in enumerate(ROLLBACKS[name], 1):
+        (tmp_path / f"rollback-{n}.sql").write_text(script)
+        steps.append(f"rollback-{n}.sql")  # relative to the configuration's folder
+    config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR,
+                              [str(reference.TRIGGER_SQL_PATH), str(reference.BACKFILL_SQL_PATH)],
+                              rollback=tuple(steps), rehearsal=rehearsal, backup=backup)
+    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config), *args,
+                    database_url=healthy_url, env={"TMPDIR": short_tmp})
+    assert fingerprint(healthy_url) == before, "the target database is unchanged"
+    assert_nothing_left(short_tmp)
+    return run
+
+
+def rollback_of(run) -> tuple[dict, dict]:
+    """The way back's criterion and report section."""
+    criterion = next(c for c in run.signoff["criteria"] if c["name"] == "test_rollback_rehearsed")
+    (section,) = run.signoff["sections"]
+    return criterion, section
+
+
+@pytest.mark.parametrize("name", ["complete", "rows_deleted"])
+def test_complete_rollback_signs_off_go_against_the_previous_release(name, server, healthy_url, run_suite, tmp_path,
+                                                                     short_tmp, dump_bin):
+    run = rehearse_rollback(name, server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin)
+    assert run.exit_code == 0, run.output
+    assert run.signoff["verdict"] == "GO"
+    criterion, section = rollback_of(run)
+    assert criterion["outcome"] == "passed" and criterion["area"] == "migration"
+    assert section["title"] == "Rollback rehearsed" and section["status"] == "GO"
+    lines = "\n".join(section["lines"])
+    assert f"taking back {LAST_MIGRATION}" in lines
+    assert "rolled-back sign-off against the previous release: GO" in lines
+    assert "balance criteria not applicable: the previous release has no InventoryBalance" in lines
+    (step,) = section["rows"]
+    assert step["step"] == "rollback-1.sql" and step["error"] == ""
+    assert step["strongest lock"] == "AccessExclusiveLock on StockMovement" or "AccessExclusiveLock on" in step["strongest lock"]
+    # The copy's own report, inside the run's: every criterion as the previous release has them.
+    copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+    outcomes = {c["name"]: c["outcome"] for c in copy["criteria"]}
+    assert outcomes["test_schema_matches_release"] == "passed"
+    assert outcomes["test_applied_migrations_match_release"] == "passed"
+    assert outcomes["test_no_rows_lost"] == "passed"
+    assert outcomes["test_balances_reconcile_with_ledger"] == "not applicable"
+    assert outcomes["test_no_orphan_tenant_values"] == "passed"
+    assert outcomes["test_tenant_backfill_complete"] == "passed"
+    assert "Rollback rehearsed: GO" in run.output
+    html = (run.folder / "sign-off.html").read_text()
+    assert "Rollback rehearsed" in html and "rollback-1.sql" in html
+    assert "### Rollback rehearsed: GO" in (run.folder / "sign-off.md").read_text()
+
+
+@pytest.mark.parametrize("name, failed, named", [
+    ("forgets_function", "test_schema_matches_release", "function apply_stock_movement() (extra)"),
+    ("deletes_movements", "test_no_rows_lost", "StockMovement"),
+])
+def test_incomplete_rollback_is_no_go(name, failed, named, server, healthy_url, run_suite, tmp_path, short_tmp,
+                                      dump_bin):
+    run = rehearse_rollback(name, server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin)
+    assert run.exit_code == 1, run.output
+    assert run.signoff["verdict"] == "NO-GO"
+    assert run.outcomes("failed") == {"test_rollback_rehearsed"}, run.output  # the forward sign-off is GO
+    criterion, section = rollback_of(run)
+    assert section["status"] == "NO-GO"
+    assert "the rolled-back copy's sign-off is NO-GO" in criterion["observed"]
+    assert failed in criterion["observed"]
+    copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+    failing = next(c for c in copy["criteria"] if c["name"] == failed)
+    assert failing["outcome"] == "failed"
+    shown = failing["observed"] + json.dumps(failing["evidence"])
+    assert all(word in shown for word in named.split(" (")[0].split()), shown
+    if name == "forgets_function":
+        assert failing["evidence"][0]["object"] == "function apply_stock_movement()", failing
+        assert failing["evidence"][0]["change"] == "extra"
+    else:
+        assert failing["evidence"][0]["table"] == "StockMovement" and failing["evidence"][0]["lost"] == "3", failing
+
+
+def test_failing_rollback_step_is_no_go_naming_the_step_and_the_error(server, healthy_url, run_suite, tmp_path,
+                                                                      short_tmp, dump_bin):
+    # With an RTO no restore meets: the restore criterion fails too, showing the time observed.
+    run = rehearse_rollback("sql_error", server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin,
+                            backup="max_restore_minutes = 0.0001")
+    assert run.exit_code == 1, run.output
+    assert run.outcomes("failed") == {"test_rollback_rehearsed", "test_restore_latest_backup"}, run.output
+    criterion, section = rollback_of(run)
+    assert ('rollback step rollback-2.sql failed: [42883] function apply_stock_movment() does not exist'
+            in criterion["observed"]), criterion
+    assert [row["step"] for row in section["rows"]] == ["rollback-1.sql", "rollback-2.sql", "rollback-3.sql"]
+    assert section["rows"][2]["error"] == "not run: an earlier step failed"
+    assert "rolled-back sign-off: not run (a rollback step failed)" in section["lines"]
+    assert not (run.folder / "rolled-back").exists()
+    restore = next(c for c in run.signoff["criteria"] if c["name"] == "test_restore_latest_backup")
+    assert "within the RTO of 0.0001 min (backup.max_restore_minutes)" in restore["wanted"]
+    assert "for the rehearsal, inventory-" in restore["observed"] and " min): dump " in restore["observed"]
+    assert restore["figures"]["restore_seconds"] > 0.006 and restore["figures"]["restore_rows"] > 0
+    history = (run.report_dir / "history.html").read_text()
+    assert "Restore time of the newest backup" in history
+
+
+def test_round_trip_names_what_the_rollback_left_behind(server, healthy_url, run_suite, tmp_path, short_tmp,
+                                                        dump_bin):
+    run = rehearse_rollback("leaves_table", server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin,
+                            rehearsal="round_trip = true")
+    assert run.exit_code == 1, run.output
+    criterion, section = rollback_of(run)
+    assert ('round trip: the second forward failed: migration 20240301000000_add_balance_table: [42P07]'
+            ' relation "InventoryBalance" already exists') in criterion["observed"], criterion
+    assert section["rows"][-1]["phase"] == "forward again" and "already exists" in section["rows"][-1]["error"]
