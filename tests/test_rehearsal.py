@@ -118,7 +118,9 @@ def test_rehearsal_applies_the_last_migration_and_signs_off(into, server, health
 def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin):
     demo_backups(healthy_url, tmp_path / "backups", bin_dir=dump_bin)
     before = fingerprint(healthy_url)
-    config = rehearsal_config(tmp_path, tmp_path / "backups", RELEASES / "next_unique_item_name", [])
+    (tmp_path / "rollback.sql").write_text(ROLLBACK_TRIGGER)
+    config = rehearsal_config(tmp_path, tmp_path / "backups", RELEASES / "next_unique_item_name", [],
+                              rollback=("rollback.sql",))
     # Under xdist: the workers read the rehearsal's record from the target the controller hands them.
     run = run_suite("-m", "post_deploy", "--target", "rehearsal", "-n", "2", "--config", str(config),
                     database_url=healthy_url, env={"TMPDIR": short_tmp})
@@ -128,6 +130,11 @@ def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_
     applied = next(c for c in run.signoff["criteria"] if c["name"] == "test_applied_migrations_match_release")
     assert UNIQUE_NAME_MIGRATION in applied["message"]
     assert "could not create unique index" in applied["message"] and "23505" in applied["message"]
+    # The way back is not tried from a forward that failed: said, and blocking.
+    rollback = next(c for c in run.signoff["criteria"] if c["name"] == "test_rollback_rehearsed")
+    assert rollback["outcome"] == "skipped", rollback
+    assert rollback["message"].startswith(f"rollback not rehearsed: the forward rehearsal failed ({UNIQUE_NAME_MIGRATION}:")
+    assert run.signoff["sections"][0]["status"] == "not run"
     assert fingerprint(healthy_url) == before, "the target database is unchanged"
     assert_nothing_left(short_tmp)
 
