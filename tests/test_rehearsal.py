@@ -1,9 +1,11 @@
-"""--target rehearsal: the release's migrations tried on a restored backup, never on the target."""
+"""--target rehearsal: the release's migrations tried on a restored backup, never on the target,
+and the way back: rollback steps, the rolled-back copy signed off, the round trip."""
 
 from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -321,8 +323,12 @@ def test_failing_rollback_step_is_no_go_naming_the_step_and_the_error(server, he
     assert "within the RTO of 0.0001 min (backup.max_restore_minutes)" in restore["wanted"]
     assert "for the rehearsal, inventory-" in restore["observed"] and " min): dump " in restore["observed"]
     assert restore["figures"]["restore_seconds"] > 0.006 and restore["figures"]["restore_rows"] > 0
+    with sqlite3.connect(run.report_dir / "history.sqlite") as conn:
+        figures = dict(conn.execute("SELECT name, value FROM figure WHERE criterion = 'test_restore_latest_backup'"))
+    assert figures["restore_seconds"] == restore["figures"]["restore_seconds"]
+    assert figures["restore_rto_seconds"] == pytest.approx(0.006)
     history = (run.report_dir / "history.html").read_text()
-    assert "Restore time of the newest backup" in history
+    assert "Restore time of the newest backup" in history and "RTO (backup.max_restore_minutes)" in history
 
 
 def test_round_trip_names_what_the_rollback_left_behind(server, healthy_url, run_suite, tmp_path, short_tmp,

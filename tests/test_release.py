@@ -222,6 +222,10 @@ def test_folder_problems_are_one_line(run_suite, tmp_path):
     config.write_text('[migration]\nfolder = "release"\nextra_sql = ["missing.sql"]\n')
     run = run_suite("-m", "post_deploy", "--target", "demo", "--config", str(config))
     assert run.exit_code == 4 and "migration.extra_sql: missing.sql is not a file inside" in run.output, run.output
+    (tmp_path / "told.json").write_text("{}")
+    run = run_suite("-m", "post_deploy", "--target", "demo", "--rolled-back", str(tmp_path / "told.json"))
+    assert run.exit_code == 4 and f"--rolled-back {tmp_path / 'told.json'}: not a file written by --target rehearsal" \
+        in run.output and "Traceback" not in run.output, run.output
 
 
 def test_without_a_folder_the_release_criteria_are_not_applicable(server, healthy_url, run_suite, tmp_path):
