@@ -210,6 +210,8 @@ ROLLBACKS = {
                           'DELETE FROM "StockMovement" WHERE id IN (SELECT id FROM "StockMovement" ORDER BY id LIMIT 3);\n'],
     "sql_error": [ROLLBACK_TRIGGER, 'DROP FUNCTION "apply_stock_movment"();\n', ROLLBACK_TABLE],
     "leaves_table": [ROLLBACK_TRIGGER + ROLLBACK_FUNCTION + MARK_ROLLED_BACK],
+    "drops_an_index": [ROLLBACK_TRIGGER + ROLLBACK_FUNCTION + ROLLBACK_TABLE + MARK_ROLLED_BACK
+                       + 'DROP INDEX "ReconciliationRun_startedAt_idx";\n'],
 }
 
 
@@ -331,12 +333,31 @@ def test_failing_rollback_step_is_no_go_naming_the_step_and_the_error(server, he
     assert "Restore time of the newest backup" in history and "RTO (backup.max_restore_minutes)" in history
 
 
-def test_round_trip_names_what_the_rollback_left_behind(server, healthy_url, run_suite, tmp_path, short_tmp,
-                                                        dump_bin):
-    run = rehearse_rollback("leaves_table", server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin,
-                            rehearsal="round_trip = true")
-    assert run.exit_code == 1, run.output
+@pytest.mark.parametrize("name, required, named", [
+    ("leaves_table", True, "round trip: the second forward failed: migration 20240301000000_add_balance_table: [42P07]"
+                           ' relation "InventoryBalance" already exists'),
+    # Not required: reported, but the run's verdict does not depend on it.
+    ("leaves_table", False, "round trip: the second forward failed: migration 20240301000000_add_balance_table"),
+    ("drops_an_index", True, "round trip: the second forward built a different schema: 1 objects differ"
+                             " (index ReconciliationRun.ReconciliationRun_startedAt_idx missing)"),
+])
+def test_round_trip_names_what_the_rollback_left_behind(name, required, named, server, healthy_url, run_suite,
+                                                        tmp_path, short_tmp, dump_bin):
+    run = rehearse_rollback(name, server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin,
+                            rehearsal=f"round_trip = true\nrollback_required = {str(required).lower()}")
     criterion, section = rollback_of(run)
-    assert ('round trip: the second forward failed: migration 20240301000000_add_balance_table: [42P07]'
-            ' relation "InventoryBalance" already exists') in criterion["observed"], criterion
-    assert section["rows"][-1]["phase"] == "forward again" and "already exists" in section["rows"][-1]["error"]
+    assert named in criterion["observed"], criterion
+    assert section["status"] == "NO-GO"
+    if not required:
+        assert run.exit_code == 0 and run.signoff["verdict"] == "GO", run.output
+        assert criterion["outcome"] == "skipped" and criterion["message"].startswith(
+            "rollback failed, not required ([rehearsal] rollback_required = false): ")
+        assert section["lines"][-1].startswith("not required ([rehearsal] rollback_required = false)")
+        return
+    assert run.exit_code == 1 and criterion["outcome"] == "failed", run.output
+    if name == "leaves_table":
+        assert section["rows"][-1]["phase"] == "forward again" and "already exists" in section["rows"][-1]["error"]
+    else:  # the second forward itself succeeded
+        assert [r["error"] for r in section["rows"] if r["phase"] == "forward again"] == ["", "", ""]
+        assert "differs after the second forward: index ReconciliationRun.ReconciliationRun_startedAt_idx (missing)" \
+            in section["lines"]
