@@ -280,6 +280,7 @@ def test_complete_rollback_signs_off_go_against_the_previous_release(name, serve
     assert "Rollback rehearsed: GO" in run.output
     html = (run.folder / "sign-off.html").read_text()
     assert "Rollback rehearsed" in html and "rollback-1.sql" in html
+    assert (run.folder / section["link"]).is_file() and f'href="{section["link"]}"' in html
     assert "### Rollback rehearsed: GO" in (run.folder / "sign-off.md").read_text()
 
 
