@@ -320,7 +320,11 @@ def test_failing_rollback_step_is_no_go_naming_the_step_and_the_error(server, he
             in criterion["observed"]), criterion
     assert [row["step"] for row in section["rows"]] == ["rollback-1.sql", "rollback-2.sql", "rollback-3.sql"]
     assert section["rows"][2]["error"] == "not run: an earlier step failed"
-    assert "rolled-back sign-off: not run (a rollback step failed)" in section["lines"]
+    assert section["lines"][1:] == [
+        "failed: rollback step rollback-2.sql: [42883] function apply_stock_movment() does not exist",
+        "rolled-back sign-off: not run (a rollback step failed)",
+    ]
+    assert "  failed: rollback step rollback-2.sql: [42883] function apply_stock_movment() does not exist" in run.output
     assert not (run.folder / "rolled-back").exists()
     restore = next(c for c in run.signoff["criteria"] if c["name"] == "test_restore_latest_backup")
     assert "within the RTO of 0.0001 min (backup.max_restore_minutes)" in restore["wanted"]
