@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -141,7 +142,7 @@ def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_
     assert_nothing_left(short_tmp)
 
 
-@pytest.mark.parametrize("phase", ["after_migrate", "rollback"])
+@pytest.mark.parametrize("phase", ["after_migrate", "rollback", "rolled-back sign-off"])
 def test_ctrl_c_during_the_rehearsal_leaves_no_server(phase, server, healthy_url, tmp_path, short_tmp, dump_bin):
     demo_backups(healthy_url, tmp_path / "backups", bin_dir=dump_bin)
     started = tmp_path / "step-started"
@@ -150,6 +151,9 @@ def test_ctrl_c_during_the_rehearsal_leaves_no_server(phase, server, healthy_url
     step = f"{sys.executable} {script}"
     if phase == "rollback":  # after the forward sign-off, before the throwaway server stops
         config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR, [], rollback=(step,))
+    elif phase == "rolled-back sign-off":  # the run of the criteria on the rolled-back copy
+        (tmp_path / "nothing.sql").write_text("SELECT 1;")
+        config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR, [], rollback=("nothing.sql",))
     else:
         config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR, [step])
     child = subprocess.Popen(
@@ -160,11 +164,21 @@ def test_ctrl_c_during_the_rehearsal_leaves_no_server(phase, server, healthy_url
                            "DATABASE_URL": healthy_url},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+
+    def reached() -> bool:
+        if phase != "rolled-back sign-off":
+            return started.exists()
+        for process in psutil.process_iter(["cmdline"]):
+            line = process.info["cmdline"] or []
+            if "--rolled-back" in line and str(tmp_path) in " ".join(line):
+                return True
+        return False
+
     try:
         deadline = time.monotonic() + 120
-        while not started.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert started.exists(), child.stdout.read() if child.poll() is not None else "the step never started"
+        while not reached() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reached(), child.stdout.read() if child.poll() is not None else f"{phase} never started"
         assert processes_under(short_tmp), "the throwaway server runs during the rehearsal"
         child.send_signal(signal.SIGINT)
         output, _ = child.communicate(timeout=60)
@@ -173,7 +187,7 @@ def test_ctrl_c_during_the_rehearsal_leaves_no_server(phase, server, healthy_url
             child.kill()
     assert child.returncode != 0
     assert "Traceback" not in output
-    assert f"interrupted by SIGINT during {'the rollback rehearsal' if phase == 'rollback' else 'target start-up'}" \
+    assert f"interrupted by SIGINT during {'target start-up' if phase == 'after_migrate' else 'the rollback rehearsal'}" \
         in output, output
     assert_nothing_left(short_tmp)
 
