@@ -95,6 +95,24 @@ def test_healthy_backup_source_is_go(scenario, deployment, run_suite, tmp_path):
         assert run.output.rstrip().endswith("1 optional skipped")
 
 
+
+def test_restore_slower_than_the_rto_fails_showing_the_time(deployment, run_suite, tmp_path):
+    url, dumps = deployment
+    with backup_source("healthy", dumps, tmp_path / "source") as (config, env):
+        path = tmp_path / "backup.toml"
+        path.write_text(config.replace('provider = "directory"\n', 'provider = "directory"\nmax_restore_minutes = 0.0001\n'))
+        run = run_suite("-m", "post_deploy and backup", "--config", str(path), "--restore-test", database_url=url, env=env)
+    assert run.exit_code == 1, run.output
+    assert run.outcomes("failed") == {"test_restore_latest_backup"}
+    restore = next(c for c in run.signoff["criteria"] if c["name"] == "test_restore_latest_backup")
+    assert "within the RTO of 0.0001 min (backup.max_restore_minutes)" in restore["wanted"]
+    seconds = restore["figures"]["restore_seconds"]
+    assert f" restored into the embedded server in {seconds:.1f} s ({seconds / 60:.3g} min; dump " in restore["observed"]
+    assert restore["figures"]["restore_dump_bytes"] == dumps.whole.stat().st_size
+    assert restore["figures"]["restore_rows"] > 0 and restore["figures"]["restore_rto_seconds"] == pytest.approx(0.006)
+    history = (run.report_dir / "history.html").read_text()
+    assert 'id="chart-restore-time"' in history and "RTO (backup.max_restore_minutes)" in history
+
 def test_demo_with_restore_test_is_go(run_suite):
     run = run_suite("-m", "post_deploy", "--target", "demo", "--restore-test", "-n", "2")
     assert run.exit_code == 0, run.output
@@ -296,8 +314,9 @@ def test_plain_format_dump_restores(deployment, tmp_path):
     (backup,) = DirectoryProvider(tmp_path).inventory().backups
     assert backup.kind == "pg_dump plain"
     with connect(url, DatabaseSettings()) as conn:
-        result = restore_test(plain, conn, ("public",), timeout_s=120, into="embedded", image="")
+        result = restore_test(backup.id, plain, conn, ("public",), timeout_s=120, into="embedded", image="")
     assert not result.problems() and len(result.comparison()) == 8
+    assert result.timing.dump_bytes == plain.stat().st_size and result.timing.rows == sum(result.backup_tables.values())
     # The scratch server is gone and the target untouched: it still answers, read-only.
     with psycopg.connect(url) as conn:
         assert conn.execute('SELECT count(*) FROM "Organization"').fetchone()[0] > 0

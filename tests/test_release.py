@@ -103,6 +103,51 @@ def test_status_names_edited_pending_unknown_and_rolled_back(server, tmp_path):
     assert len(found) == 4
 
 
+
+def test_previous_release_and_its_rolled_back_rows(server, tmp_path):
+    """A rolled-back copy against the previous release: a taken-back migration's row is fine marked
+    rolled back (as `prisma migrate resolve --rolled-back` leaves it) or gone; still applied, it fails."""
+    folder = make_release(tmp_path / "release", {"1_a": "CREATE TABLE a (id int);", "2_b": "CREATE TABLE b (id int);"})
+    (folder / "2_b" / "trigger.sql").write_text("SELECT 1;")
+    release = load_release(folder, ("2_b/trigger.sql",))
+    previous = release.without(("2_b",))
+    assert previous.names() == ["1_a"] and previous.extra_sql == () and [m.name for m in previous.rolled_back] == ["2_b"]
+    assert previous.content_hash() != release.content_hash()  # its schema is built and cached apart
+    url = server.create_database("rolledback")
+    deploy(url, release)
+    table = Table("public", "_prisma_migrations")
+    with psycopg.connect(url, autocommit=True) as conn:
+        (still,) = status(history(conn, table), previous)
+        assert still.migration == "2_b" and still.problem.startswith("applied in the database after the rollback")
+        conn.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = '2_b'")
+        assert status(history(conn, table), previous) == []
+        conn.execute("DELETE FROM _prisma_migrations WHERE migration_name = '2_b'")
+        assert status(history(conn, table), previous) == []
+        # Against the release itself, the rolled-back row is still what it was: pending.
+        assert [p.problem for p in status(history(conn, table), release)] == ["pending: never applied"]
+
+
+def test_rolled_back_settings_leave_out_what_the_previous_release_never_had():
+    from postdeploy.migration.rollback import RolledBack, absent_tables
+    from postdeploy.signoff.settings import Settings
+
+    settings = Settings()
+    schema = {"table Organization": {}, "table StockMovement": {}, "table User": {}, "table Location": {},
+              "table InventoryItem": {}}
+    told = RolledBack(("20240301000000_add_balance_table",), absent_tables(schema, settings))
+    assert told.absent_tables == ("InventoryBalance",)
+    rolled = told.settings(settings)
+    assert rolled.migration.required == ("init", "add_organizations")
+    assert "InventoryBalance" not in rolled.tenancy.tables and "StockMovement" in rolled.tenancy.tables
+    assert not rolled.balance.enabled and not rolled.backup.restore_test
+    assert told.notes(settings) == [
+        "balance criteria not applicable: the previous release has no InventoryBalance",
+        "tenancy criteria leave out InventoryBalance: the previous release has no such table",
+    ]
+    # Where the previous release has every table, nothing is left out.
+    full = RolledBack(("20240401000000_unique_item_name",), ())
+    assert full.settings(settings).balance.enabled and full.notes(settings) == []
+
 def test_drift_reports_have_and_want_and_honours_ignore(server, tmp_path):
     folder = make_release(tmp_path / "release", {"1_a": """
 CREATE TYPE "Status" AS ENUM ('open', 'closed');
@@ -177,6 +222,10 @@ def test_folder_problems_are_one_line(run_suite, tmp_path):
     config.write_text('[migration]\nfolder = "release"\nextra_sql = ["missing.sql"]\n')
     run = run_suite("-m", "post_deploy", "--target", "demo", "--config", str(config))
     assert run.exit_code == 4 and "migration.extra_sql: missing.sql is not a file inside" in run.output, run.output
+    (tmp_path / "told.json").write_text("{}")
+    run = run_suite("-m", "post_deploy", "--target", "demo", "--rolled-back", str(tmp_path / "told.json"))
+    assert run.exit_code == 4 and f"--rolled-back {tmp_path / 'told.json'}: not a file written by --target rehearsal" \
+        in run.output and "Traceback" not in run.output, run.output
 
 
 def test_without_a_folder_the_release_criteria_are_not_applicable(server, healthy_url, run_suite, tmp_path):
@@ -193,12 +242,19 @@ def test_after_migrate_steps_sql_files_and_commands(server, tmp_path):
 
     url = server.create_database("steps")
     (tmp_path / "make.sql").write_text("CREATE TABLE made (id int);")
-    assert run_step("make.sql", url, tmp_path).error == ""
-    command = f"{sys.executable} -c \"import os, psycopg; psycopg.connect(os.environ['DATABASE_URL'], autocommit=True)" \
-              ".execute('INSERT INTO made VALUES (1)')\""
-    assert run_step(command, url, tmp_path).error == ""
+    made = run_step("make.sql", url, tmp_path)
+    assert made.error == "" and made.strongest_lock == "AccessExclusiveLock on made"
+    (tmp_path / "alter.sql").write_text("ALTER TABLE made ADD COLUMN v int;")
+    assert run_step("alter.sql", url, tmp_path).strongest_lock == "AccessExclusiveLock on made"
+    # A command's own sessions are sampled too (all but the sampler's: the server is a throwaway one).
+    command = f"{sys.executable} -c \"import os, time, psycopg; c = psycopg.connect(os.environ['DATABASE_URL']);" \
+              " c.execute('INSERT INTO made VALUES (1)'); time.sleep(1); c.commit()\""
+    inserted = run_step(command, url, tmp_path)
+    assert inserted.error == "" and inserted.strongest_lock == "RowExclusiveLock on made"
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM made").fetchone()[0] == 1
     failed = run_step(f"{sys.executable} -c \"raise SystemExit('backfill error: no such table')\"", url, tmp_path)
     assert failed.error == "exit status 1: backfill error: no such table"
     assert "No such file" in run_step("missing.sql", url, tmp_path).error
+    (tmp_path / "typo.sql").write_text("DROP TABLE made_typo;")
+    assert run_step("typo.sql", url, tmp_path).error == '[42P01] table "made_typo" does not exist'

@@ -124,7 +124,7 @@ def test_no_go_page_history_and_markdown(run_suite, tmp_path):
     assert outcomes == len(failed["criteria"]) * 2
     history = (reports / "history.html").read_text()
     charts = re.findall(r'<figure class="chart" id="chart-([a-z-]+)">\s*<figcaption>[^<]+</figcaption>\s*<svg', history)
-    assert len(charts) >= 4 and {"verdicts", "backup-age", "reconciliation", "durations"} <= set(charts)
+    assert len(charts) >= 5 and {"verdicts", "backup-age", "restore-time", "reconciliation", "durations"} <= set(charts)
     assert "<script" not in history and history.count(">NO-GO<") >= 1
     # the charts fetch nothing: their only URLs are the SVG and XLink namespaces
     urls = {u for svg in re.findall(r"<svg.*?</svg>", history, re.S) for u in re.findall(r"https?://[^\s\"'<>)]+", svg)}

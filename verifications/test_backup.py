@@ -12,10 +12,11 @@ from postdeploy.backup.checks import (
     newest_first,
     restorable,
     schedule_shortfall,
+    size,
     span,
     stamp,
 )
-from postdeploy.backup.restore import RestoreFailed, restore_test
+from postdeploy.backup.restore import RestoreFailed, objective, restore_test
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.backup]
 
@@ -116,8 +117,18 @@ def test_final_backup_before_deploy(backups, database_now, deploy_started, signo
 
 
 @pytest.mark.slow
-def test_restore_latest_backup(backups, restore_requested, scratch_server, db, settings, signoff):
-    """Verify backup/restore procedures: the newest dump restores, with every table and its rows."""
+def test_restore_latest_backup(backups, restore_requested, scratch_server, rehearsal, db, settings, signoff):
+    """Verify backup/restore procedures: the newest dump restores, with every table and its rows, within the RTO."""
+    rto = backups.settings.max_restore_minutes
+    if rehearsal is not None:  # the rehearsal restored the newest dump already: that restore is signed off
+        timing = rehearsal.restore
+        signoff.check(
+            timing.within(rto),
+            wanted=f"the newest dump restores on a throwaway server{objective(rto)}",
+            observed=f"for the rehearsal, {timing.describe()}",
+            figures=timing.figures(rto),
+        )
+        return
     if not restore_requested:
         signoff.skip("restore test not requested (--restore-test or backup.restore_test = true)", blocking=False)
     inventory = backups.listed(signoff)
@@ -125,11 +136,12 @@ def test_restore_latest_backup(backups, restore_requested, scratch_server, db, s
         signoff.skip(inventory.not_fetchable_reason, blocking=False)
     newest = signoff.require(inventory.newest, f"a dump from {inventory.describe()}")
     wanted = (
-        f"restores into a scratch database ({scratch_server.into} server);"
+        f"restores into a scratch database ({scratch_server.into} server){objective(rto)};"
         " every target table present, target rows >= restored rows"
     )
     try:
         result = restore_test(
+            newest.id,
             Path(newest.path),
             db,
             settings.database.schemas,
@@ -142,14 +154,17 @@ def test_restore_latest_backup(backups, restore_requested, scratch_server, db, s
     if result is None:
         signoff.check(False, wanted=wanted, observed=f"{newest.id} did not restore: {failure}")
     problems = result.problems()
+    timing = result.timing
     signoff.check(
-        not problems,
+        not problems and timing.within(rto),
         wanted=wanted,
-        observed=f"{newest.id} restored into the {scratch_server.into} server in {result.seconds:.1f} s; "
+        observed=f"{newest.id} restored into the {scratch_server.into} server in {timing.seconds:.1f} s"
+        f" ({timing.seconds / 60:.3g} min; dump {size(timing.dump_bytes)}, {timing.rows} rows); "
         + (
             f"{len(problems)} table(s) short: " + ", ".join(f"{p.table} {p.verdict}" for p in problems)
             if problems
-            else f"{len(result.backup_tables)} tables, {sum(result.backup_tables.values())} rows, as the target"
+            else f"{len(result.backup_tables)} tables, {timing.rows} rows, as the target"
         ),
         evidence=problems or result.comparison(),
+        figures=timing.figures(rto),
     )
