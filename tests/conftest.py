@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 
 from postdeploy import reference
-from postdeploy.database.embedded import EmbeddedPostgres
+from postdeploy.scratch.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE_CONFIG = (

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from postdeploy.targets.container import LABEL, RUN_LABEL, default_image, docker_available
+from postdeploy.scratch.container import LABEL, RUN_LABEL, default_image, docker_available
 
 NO_DOCKER = docker_available()
 needs_docker = pytest.mark.skipif(NO_DOCKER is not None, reason=f"no Docker engine: {NO_DOCKER}")
