@@ -229,7 +229,7 @@ def test_a_target_config_cannot_bring_its_own_release(tmp_path):
         {"name": "b", "database_url": "postgresql://u@h/b", "config": {"tenancy": {"tables": "*"}}},
     ]}
     resolver = Resolver(TargetsFile.model_validate_json(json.dumps(entries)), tmp_path, {}, Settings(),
-                        Target("", ""), tmp_path)
+                        Target("", ""), tmp_path, tmp_path)
     a, b = resolver.members()
     assert a.problem == "invalid configuration: config of target a: [migration] is the fleet's: set it in the shared configuration"
     assert not b.problem and b.settings.tenancy.tables == "*" and b.target.baseline == str(tmp_path / "reports" / "baseline-b.json")
