@@ -221,11 +221,13 @@ def test_github_actions_fleet_matrix_and_merge(server, tmp_path: Path):
     assert merge["needs"] == "signoff" and merge["if"] == "always()"
     assert all(v.startswith("${{ secrets.") for k, v in signoff["env"].items() if k.endswith("_URL"))
     steps = {step.get("name"): step for step in signoff["steps"]}
+    pinned(steps["install"]["run"], workflow["env"]["POSTDEPLOY_VERSION"])
     (command,) = [line for line in steps["sign off a slice"]["run"].splitlines() if line.startswith("pytest ")]
     assert "--targets fleet.toml" in command and "--shard" in command
     keep = steps["keep the slice's report folder"]
     assert keep["if"] == "always()" and keep["with"]["path"] == "reports/"
     merge_steps = {step.get("name") or step["uses"]: step for step in merge["steps"]}
+    pinned(merge_steps["install"]["run"], workflow["env"]["POSTDEPLOY_VERSION"])
     download = merge_steps["actions/download-artifact@v4"]["with"]
     (merging,) = [line for line in merge_steps["merge the slices"]["run"].splitlines() if line.startswith("postdeploy ")]
 
@@ -256,6 +258,9 @@ def test_gitlab_ci_fleet_parallel_and_merge_fail_the_pipeline_on_no_go(server, t
     assert signoff["artifacts"]["when"] == "always" and "reports/" in signoff["artifacts"]["paths"]
     assert merge["needs"] == ["signoff_fleet"] and merge["when"] == "always"
     assert {signoff["stage"], merge["stage"]} <= set(pipeline["stages"])
+    for job in (signoff, merge):
+        (install,) = [line for line in job["script"] if line.startswith("pip ")]
+        pinned(install, pipeline["variables"]["POSTDEPLOY_VERSION"])
     (command,) = [line for line in signoff["script"] if line.startswith("pytest ")]
     (merging,) = [line for line in merge["script"] if line.startswith("postdeploy ")]
 
