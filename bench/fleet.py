@@ -1,13 +1,13 @@
 """Fleet benchmark: one fleet run against as many separate single-target runs.
 
-    python -m bench.run --fleet [--url ...] [--targets 50] [--movements 20000] [--rounds 2]
+    python -m bench.run --fleet [--url ...] [--postdeploy-targets 50] [--movements 20000] [--rounds 2]
                         [--big-fleet 200] [--reuse] [--database-prefix postdeploy_bench]
 
 On one server, <prefix>_fleet_001 ... are copies (CREATE DATABASE ... TEMPLATE) of one reference
 deployment of --movements movements, each with its own baseline. Each round runs, in a rotated
 order (paired and interleaved: the shared machine's noise falls on all alike):
 
-- the fleet run, `--targets fleet.toml`, `-n 0` and `-n 2`, a fresh pytest process each;
+- the fleet run, `--postdeploy-targets fleet.toml`, `-n 0` and `-n 2`, a fresh pytest process each;
 - the separate runs: one pytest process per target (DATABASE_URL, its baseline), in sequence.
 
 All sign off the same criteria (bench.run's selection). Then a fleet of --big-fleet targets runs
@@ -54,7 +54,7 @@ def _environ() -> dict[str, str]:
 
 def _pytest(reports: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(ROOT / "pyproject.toml"),
-            "--rootdir", str(ROOT), f"--report-dir={reports}", "-q", str(ROOT / "verifications"), *args]
+            "--rootdir", str(ROOT), f"--postdeploy-report-dir={reports}", "-q", str(ROOT / "verifications"), *args]
 
 
 def fleet_file(work: Path, targets: list[tuple[str, str]], baselines: Path) -> tuple[Path, dict[str, str]]:
@@ -77,14 +77,14 @@ def contenders(work: Path, targets: list[tuple[str, str]], baselines: Path) -> l
     for workers in ("0", "2"):
         reports = work / f"reports-fleet-n{workers}"
         reports.mkdir(parents=True, exist_ok=True)
-        made.append(Contender(f"fleet -n {workers}", _pytest(reports, "-m", SELECTION, "--targets", str(path),
+        made.append(Contender(f"fleet -n {workers}", _pytest(reports, "-m", SELECTION, "--postdeploy-targets", str(path),
                                                              "-n", workers), env, reports))
     # The separate runs: one process per target, in sequence, as a script (MEASURE times the whole).
     reports = work / "reports-separate"
     reports.mkdir(parents=True, exist_ok=True)
     lines = ["set -u", "status=0"]
     for name, url in targets:
-        argv = _pytest(reports, "-m", SELECTION, f"--baseline={baselines / f'baseline-{name}.json'}")
+        argv = _pytest(reports, "-m", SELECTION, f"--postdeploy-baseline={baselines / f'baseline-{name}.json'}")
         lines.append(f"DATABASE_URL={shlex.quote(url)} {shlex.join(argv)} > /dev/null || status=$?")
     lines.append("exit $status  # the last NO-GO's, as the fleet's: every run goes on")
     script = work / "separate.sh"
@@ -97,7 +97,7 @@ def capture_baselines(work: Path, targets: list[tuple[str, str]], baselines: Pat
     path, variables = fleet_file(work, targets, baselines)
     reports = work / "reports-baseline"
     reports.mkdir(parents=True, exist_ok=True)
-    captured = Contender("baselines", _pytest(reports, "-m", "baseline", "--targets", str(path)),
+    captured = Contender("baselines", _pytest(reports, "-m", "baseline", "--postdeploy-targets", str(path)),
                          _environ() | variables, reports).run()
     if captured.code != 0:
         raise SystemExit(f"the baselines' capture failed (exit {captured.code})")

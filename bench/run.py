@@ -2,7 +2,7 @@
 
     python -m bench.run [--url postgresql://postgres@127.0.0.1:5432/postgres] [--scales 1000000 10000000]
                         [--rounds 3] [--reuse] [--database-prefix postdeploy_bench]
-    python -m bench.run --fleet [--targets 50] [--movements 20000] [--big-fleet 200]   (bench/fleet.py)
+    python -m bench.run --fleet [--postdeploy-targets 50] [--movements 20000] [--big-fleet 200]   (bench/fleet.py)
 
 For each scale it loads the reference deployment into <prefix>_<scale> (kept; --reuse skips the
 load), captures a baseline, warms every contender once, then runs --rounds rounds; each round
@@ -134,7 +134,7 @@ def _pytest(url: str, reports: Path, *args: str) -> tuple[list[str], dict[str, s
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_REPLICA_URL", "PYTHONDONTWRITEBYTECODE")}
     env |= {"DATABASE_URL": url, "DEFAULT_ORG_ID": "org_default"}
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(ROOT / "pyproject.toml"),
-            "--rootdir", str(ROOT), f"--report-dir={reports}", "-q", str(ROOT / "verifications"), *args]
+            "--rootdir", str(ROOT), f"--postdeploy-report-dir={reports}", "-q", str(ROOT / "verifications"), *args]
     return argv, env
 
 
@@ -162,7 +162,7 @@ def contenders(url: str, baseline: Path, work: Path, dbt: Path) -> list[Contende
     for workers in ("0", "2"):
         reports = work / f"reports-n{workers}"
         reports.mkdir(parents=True, exist_ok=True)
-        argv, env = _pytest(url, reports, "-m", SELECTION, f"--baseline={baseline}", "-n", workers)
+        argv, env = _pytest(url, reports, "-m", SELECTION, f"--postdeploy-baseline={baseline}", "-n", workers)
         made.append(Contender(f"suite -n {workers}", argv, env, reports))
     made.append(Contender("floor", *_psql(url, FLOOR)))
     made.append(Contender("count(*)", *_psql(url, COUNT)))
@@ -186,7 +186,7 @@ def bench(admin: str, prefix: str, scale: int, rounds: int, reuse: bool, work: P
     work = work / str(scale)
     work.mkdir(parents=True, exist_ok=True)
     baseline = work / "baseline.json"
-    argv, env = _pytest(url, work / "reports-baseline", "-m", "baseline", f"--baseline={baseline}")
+    argv, env = _pytest(url, work / "reports-baseline", "-m", "baseline", f"--postdeploy-baseline={baseline}")
     (work / "reports-baseline").mkdir(exist_ok=True)
     captured = Contender("baseline", argv, env, work / "reports-baseline").run()
     if captured.code != 0:
@@ -253,7 +253,7 @@ def main() -> int:
     p.add_argument("--work", default=str(ROOT / "reports" / "bench"), help="where reports and results go")
     fleet = p.add_argument_group("--fleet: one fleet run against separate single-target runs (bench/fleet.py)")
     fleet.add_argument("--fleet", action="store_true", help="run the fleet benchmark instead")
-    fleet.add_argument("--targets", type=int, default=50, help="targets of the fleet (default: %(default)s)")
+    fleet.add_argument("--postdeploy-targets", type=int, default=50, help="targets of the fleet (default: %(default)s)")
     fleet.add_argument("--movements", type=int, default=20_000, help="ledger rows of each target (default: %(default)s)")
     fleet.add_argument("--big-fleet", type=int, default=200, help="then one run of a fleet this big (0: none)")
     args = p.parse_args()

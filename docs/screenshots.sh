@@ -6,13 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
-run() { pytest -m post_deploy --target demo --release 2024.03.01 --ticket CHG-1234 -p no:cacheprovider -q \
-            --report-dir="$reports" "$@" | tail -1; sleep 1; }
+run() { pytest -m post_deploy --postdeploy-target demo --postdeploy-release 2024.03.01 --postdeploy-ticket CHG-1234 -p no:cacheprovider -q \
+            --postdeploy-report-dir="$reports" "$@" | tail -1; sleep 1; }
 run
-POSTDEPLOY_APP_FAULT=log_errors POSTDEPLOY_RECEIVER_FAULT=slack_invalid_token run --send-test-alert || true
+POSTDEPLOY_APP_FAULT=log_errors POSTDEPLOY_RECEIVER_FAULT=slack_invalid_token run --postdeploy-send-test-alert || true
 run
 POSTDEPLOY_APP_FAULT=item_cross_org run || true
-run --send-test-alert
+run --postdeploy-send-test-alert
 folders=("$reports"/demo-*)
 shot() { chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$reports/.chromium" \
              --window-size="$1" --screenshot="$2" "file://$3" 2>/dev/null; }

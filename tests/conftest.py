@@ -203,7 +203,7 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
     """Run the suite as a user would, in a child process, and read what it wrote.
 
     A test on a `server` signs off with that server's healthy backup folder and the reference's
-    migration folder (a postdeploy.toml in the run's folder) unless it gives its own --config."""
+    migration folder (a postdeploy.toml in the run's folder) unless it gives its own --postdeploy-config."""
 
     def run(*args: str, criteria: str = str(ROOT / "verifications"), env: dict[str, str] | None = None,
             database_url: str | None = None, reports: str = "reports") -> Run:
@@ -215,13 +215,13 @@ def run_suite(tmp_path: Path, request: pytest.FixtureRequest):
         reports = tmp_path / reports
         reports.mkdir(exist_ok=True)
         default_config = tmp_path / "postdeploy.toml"
-        if database_url and "--config" not in args and not default_config.exists() and "server" in request.fixturenames:
+        if database_url and "--postdeploy-config" not in args and not default_config.exists() and "server" in request.fixturenames:
             server = request.getfixturevalue("server")
             default_config.write_text(server.backup_config + server.release_config)
         # From a scratch folder, so a developer's .env or postdeploy.toml cannot leak in.
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
-             "-p", "no:cacheprovider", "--report-dir", str(reports), criteria, *args],
+             "-p", "no:cacheprovider", "--postdeploy-report-dir", str(reports), criteria, *args],
             cwd=tmp_path,
             env=environ,
             capture_output=True,

@@ -92,7 +92,7 @@ def test_expiry_as_toml_date_or_iso_string(tmp_path):
 
 
 def test_invalid_entry_stops_the_run_with_exit_4(run_suite, tmp_path):
-    run = run_suite("-m", "post_deploy", "--config", config(tmp_path, entry(days=400)))
+    run = run_suite("-m", "post_deploy", "--postdeploy-config", config(tmp_path, entry(days=400)))
     assert run.exit_code == 4, run.output
     assert "more than 90 days ahead (signoff.max_accept_days" in run.output
     assert "Traceback" not in run.output and not any(run.report_dir.iterdir())
@@ -102,7 +102,7 @@ def test_invalid_entry_stops_the_run_with_exit_4(run_suite, tmp_path):
 
 
 def test_all_offending_objects_accepted_is_go_with_its_own_count(server, unindexed_url, run_suite, tmp_path):
-    run = run_suite(*MIGRATION_AREA, "--config", config(tmp_path, entry()), database_url=unindexed_url)
+    run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry()), database_url=unindexed_url)
     assert run.exit_code == 0, run.output
     assert last_line(run) == "SIGN-OFF: GO - 8 passed, 1 accepted, 2 not applicable"
     criterion = indexed(run)
@@ -127,7 +127,7 @@ def test_all_offending_objects_accepted_is_go_with_its_own_count(server, unindex
 
 
 def test_partly_accepted_fails_naming_only_the_uncovered(server, unindexed_url, run_suite, tmp_path):
-    run = run_suite(*MIGRATION_AREA, "--config", config(tmp_path, entry(objects=("User", "Location"))),
+    run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry(objects=("User", "Location"))),
                     database_url=unindexed_url)
     assert run.exit_code == 1, run.output
     assert last_line(run) == "SIGN-OFF: NO-GO - 8 passed, 1 failed, 2 not applicable"
@@ -139,7 +139,7 @@ def test_partly_accepted_fails_naming_only_the_uncovered(server, unindexed_url, 
 
 def test_expired_acceptance_fails_naming_its_date_and_ticket(server, unindexed_url, run_suite, tmp_path):
     expired = (today() - timedelta(days=3)).isoformat()
-    run = run_suite(*MIGRATION_AREA, "--config", config(tmp_path, entry(expires=expired, ticket="CHG-77")),
+    run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry(expires=expired, ticket="CHG-77")),
                     database_url=unindexed_url)
     assert run.exit_code == 1, run.output
     assert indexed(run)["outcome"] == "failed"
@@ -149,7 +149,7 @@ def test_expired_acceptance_fails_naming_its_date_and_ticket(server, unindexed_u
 def test_acceptance_never_hides_another_criterion_or_another_object(server, unindexed_url, run_suite, tmp_path):
     # The right objects under another criterion, and another object under the right one.
     text = entry(criterion="test_tenant_foreign_keys_validated") + entry(objects=("InventoryItem",))
-    run = run_suite(*MIGRATION_AREA, "--config", config(tmp_path, text), database_url=unindexed_url)
+    run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, text), database_url=unindexed_url)
     assert run.exit_code == 1, run.output
     assert indexed(run)["outcome"] == "failed" and not indexed(run)["acceptances"]
     assert [row["table"] for row in indexed(run)["evidence"]] == list(UNINDEXED)
@@ -158,7 +158,7 @@ def test_acceptance_never_hides_another_criterion_or_another_object(server, unin
 
 
 def test_unused_acceptance_beside_a_go_is_one_non_blocking_line(server, healthy_url, run_suite, tmp_path):
-    run = run_suite(*MIGRATION_AREA, "--config", config(tmp_path, entry()), database_url=healthy_url)
+    run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry()), database_url=healthy_url)
     assert run.exit_code == 0, run.output
     lines = run.output.rstrip().splitlines()
     assert lines[-1] == "SIGN-OFF: GO - 9 passed, 2 not applicable"
@@ -168,7 +168,7 @@ def test_unused_acceptance_beside_a_go_is_one_non_blocking_line(server, healthy_
 
 def test_failing_advisory_criterion_warns_and_never_blocks(server, unindexed_url, run_suite, tmp_path):
     text = f'[signoff]\nadvisory = ["{INDEXED}"]\n'
-    run = run_suite(*MIGRATION_AREA, "--config", config(tmp_path, text), database_url=unindexed_url)
+    run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, text), database_url=unindexed_url)
     assert run.exit_code == 0, run.output
     assert last_line(run) == "SIGN-OFF: GO - 8 passed, 1 advisory failed, 2 not applicable"
     assert indexed(run)["outcome"] == "advisory failed"
@@ -176,14 +176,14 @@ def test_failing_advisory_criterion_warns_and_never_blocks(server, unindexed_url
     assert "### Advisory failed" in (run.folder / "sign-off.md").read_text()
     # Another criterion's failure still blocks.
     apply_fault(unindexed_url, "dropped_tenant_fk")
-    run = run_suite(*MIGRATION_AREA, "--config", config(tmp_path, text), database_url=unindexed_url, reports="second")
+    run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, text), database_url=unindexed_url, reports="second")
     assert last_line(run) == "SIGN-OFF: NO-GO - 7 passed, 1 advisory failed, 1 failed, 2 not applicable"
 
 
 @needs_chromium
 def test_accepted_exception_is_visible_without_scrolling(server, unindexed_url, run_suite, tmp_path):
     """The whole suite (most criteria skipped without an app): the page's first screen at 1400 x 900."""
-    run = run_suite("-m", "post_deploy", "--config", config(tmp_path, entry()), database_url=unindexed_url)
+    run = run_suite("-m", "post_deploy", "--postdeploy-config", config(tmp_path, entry()), database_url=unindexed_url)
     html = (run.folder / "sign-off.html").read_text()
     # A copy with a probe that records where the section is laid out (the report itself has no script).
     probe = ("<script>addEventListener('load', () => { const r = document.getElementById('exceptions')"

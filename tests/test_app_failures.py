@@ -99,7 +99,7 @@ def test_app_url_without_answer_fails_each_http_criterion_in_one_line(
         url, cause = deployment.app.url.replace("http://", "https://"), "TLS error"
     config = tmp_path / "fast.toml"
     config.write_text("[app]\ntimeout_s = 1.0\n")
-    run = run_suite("-m", "post_deploy", "--config", str(config), database_url=healthy_url,
+    run = run_suite("-m", "post_deploy", "--postdeploy-config", str(config), database_url=healthy_url,
                     env=deployment.env | {"APP_URL": url})
     assert run.exit_code == 1, run.output
     assert "Traceback" not in run.output
@@ -129,7 +129,7 @@ def test_tokens_passwords_and_cookies_appear_in_no_output(server, healthy_url, r
         pytest.skip("does not depend on the database server")
     # Errors in the log quote a bearer token and a cookie; the login answers carry tokens.
     deployment = reference_app(healthy_url, env={"POSTDEPLOY_APP_FAULT": "log_errors"})
-    run = run_suite("-m", "post_deploy", "--send-test-alert", database_url=healthy_url, env=deployment.env)
+    run = run_suite("-m", "post_deploy", "--postdeploy-send-test-alert", database_url=healthy_url, env=deployment.env)
     assert run.outcomes("failed") == {"test_no_critical_errors_in_logs"}, run.output
     log = deployment.app.log_file.read_text()
     tokens = set(re.findall(r"Bearer (\S+)", log))

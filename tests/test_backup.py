@@ -64,7 +64,7 @@ def sign_off(run_suite, tmp_path: Path, deployment, scenario: str, *args: str):
     with backup_source(scenario, dumps, tmp_path / "source") as (config, env):
         path = tmp_path / "backup.toml"
         path.write_text(config)
-        run = run_suite("-m", "post_deploy and backup", "--config", str(path), *args, database_url=url, env=env)
+        run = run_suite("-m", "post_deploy and backup", "--postdeploy-config", str(path), *args, database_url=url, env=env)
     return run
 
 
@@ -77,7 +77,7 @@ def backup_outcomes(run) -> dict[str, str]:
 
 @pytest.mark.parametrize("scenario", ["healthy", "railway_healthy", "pgbackrest_healthy", "walg_healthy"])
 def test_healthy_backup_source_is_go(scenario, deployment, run_suite, tmp_path):
-    run = sign_off(run_suite, tmp_path, deployment, scenario, "--restore-test")
+    run = sign_off(run_suite, tmp_path, deployment, scenario, "--postdeploy-restore-test")
     assert run.exit_code == 0, run.output
     outcomes = backup_outcomes(run)
     assert set(outcomes) == BACKUP_CRITERIA
@@ -101,7 +101,7 @@ def test_restore_slower_than_the_rto_fails_showing_the_time(deployment, run_suit
     with backup_source("healthy", dumps, tmp_path / "source") as (config, env):
         path = tmp_path / "backup.toml"
         path.write_text(config.replace('provider = "directory"\n', 'provider = "directory"\nmax_restore_minutes = 0.0001\n'))
-        run = run_suite("-m", "post_deploy and backup", "--config", str(path), "--restore-test", database_url=url, env=env)
+        run = run_suite("-m", "post_deploy and backup", "--postdeploy-config", str(path), "--postdeploy-restore-test", database_url=url, env=env)
     assert run.exit_code == 1, run.output
     assert run.outcomes("failed") == {"test_restore_latest_backup"}
     restore = next(c for c in run.signoff["criteria"] if c["name"] == "test_restore_latest_backup")
@@ -114,9 +114,9 @@ def test_restore_slower_than_the_rto_fails_showing_the_time(deployment, run_suit
     assert 'id="chart-restore-time"' in history and "RTO (backup.max_restore_minutes)" in history
 
 def test_demo_with_restore_test_is_go(run_suite):
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--restore-test", "-n", "2")
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-restore-test", "-n", "2")
     assert run.exit_code == 0, run.output
-    # Optional skips left: alert delivery (--send-test-alert) and RLS (the RLS variant).
+    # Optional skips left: alert delivery (--postdeploy-send-test-alert) and RLS (the RLS variant).
     assert run.outcomes("skipped") == {"test_alert_delivery", "test_row_level_security"}
     assert run.output.rstrip().splitlines()[-1] == f"SIGN-OFF: GO - {len(run.signoff['criteria']) - 2} passed, 2 optional skipped"
     restore = next(c for c in run.signoff["criteria"] if c["name"] == "test_restore_latest_backup")
@@ -146,7 +146,7 @@ def test_backup_fault_fails_its_criterion(fault, deployment, run_suite, tmp_path
 
 
 def test_unconfigured_backup_source_blocks_go(deployment, run_suite, tmp_path):
-    """--target env without a backup source: a blocking skip that names what to set."""
+    """--postdeploy-target env without a backup source: a blocking skip that names what to set."""
     url, _ = deployment
     run = run_suite("-m", "post_deploy and backup", database_url=url)
     assert run.exit_code == 1, run.output
@@ -159,10 +159,10 @@ def test_unconfigured_backup_source_blocks_go(deployment, run_suite, tmp_path):
 def test_deploy_started_option(deployment, run_suite, tmp_path):
     # A deploy that started 3 days ago had no backup in the 2 hours before it.
     three_days = (datetime.now(UTC) - timedelta(days=3, hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    run = sign_off(run_suite, tmp_path, deployment, "healthy", "--deploy-started", three_days)
+    run = sign_off(run_suite, tmp_path, deployment, "healthy", "--postdeploy-deploy-started", three_days)
     assert run.outcomes("failed") == {"test_final_backup_before_deploy"}, run.output
-    run = run_suite("-m", "backup", "--deploy-started", "yesterday", database_url=deployment[0])
-    assert run.exit_code == 4 and "--deploy-started 'yesterday' is not an ISO-8601 time" in run.output
+    run = run_suite("-m", "backup", "--postdeploy-deploy-started", "yesterday", database_url=deployment[0])
+    assert run.exit_code == 4 and "--postdeploy-deploy-started 'yesterday' is not an ISO-8601 time" in run.output
 
 
 # Railway: headers, hosts, errors.

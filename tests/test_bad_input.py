@@ -24,7 +24,7 @@ def assert_one_clear_error(run, *phrases: str) -> None:
 
 def test_no_database_url_names_the_variable_and_the_demo(run_suite):
     run = run_suite("-m", "post_deploy")
-    assert_one_clear_error(run, "DATABASE_URL", "--target demo")
+    assert_one_clear_error(run, "DATABASE_URL", "--postdeploy-target demo")
     assert not any(run.report_dir.iterdir()), "nothing is written when nothing ran"
 
 
@@ -77,11 +77,11 @@ def test_password_appears_in_no_output(password_url, embedded, run_suite):
 def test_malformed_config_names_the_key(run_suite, tmp_path: Path):
     config = tmp_path / "staging.toml"
     config.write_text('[tenancy]\ntenant_column = "orgId"\ntabels = ["User"]\n')
-    run = run_suite("-m", "post_deploy", "--config", str(config), database_url="postgresql://x@127.0.0.1:9/x")
+    run = run_suite("-m", "post_deploy", "--postdeploy-config", str(config), database_url="postgresql://x@127.0.0.1:9/x")
     assert_one_clear_error(run, "unknown key 'tenancy.tabels'")
 
     config.write_text("[database]\nstatement_timeout_ms = \"soon\"\n")
-    run = run_suite("-m", "post_deploy", "--config", str(config), database_url="postgresql://x@127.0.0.1:9/x")
+    run = run_suite("-m", "post_deploy", "--postdeploy-config", str(config), database_url="postgresql://x@127.0.0.1:9/x")
     assert_one_clear_error(run, "database.statement_timeout_ms must be an integer")
 
 

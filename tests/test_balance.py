@@ -113,10 +113,10 @@ def test_target_without_writes_is_never_written(server, healthy_url, run_suite, 
     writes_after = _settled_writes(healthy_url, writes, expect_change=False)
     skipped = {c["name"]: c for c in run.signoff["criteria"] if c["outcome"] == "skipped"}
     assert "does not allow writes" in skipped["test_trigger_keeps_balances_current"]["message"]
-    assert writes_after == writes, "a run without --allow-writes changed the ledger's write counters"
+    assert writes_after == writes, "a run without --postdeploy-allow-writes changed the ledger's write counters"
     assert fingerprint(healthy_url) == before
     # The same counters do see the rolled-back probe when writes are allowed.
-    run = run_suite("-m", "post_deploy and balance", "--allow-writes", database_url=healthy_url, reports="writes")
+    run = run_suite("-m", "post_deploy and balance", "--postdeploy-allow-writes", database_url=healthy_url, reports="writes")
     assert run.exit_code == 0, run.output
     assert _settled_writes(healthy_url, writes, expect_change=True) > writes
     assert fingerprint(healthy_url) == before
@@ -215,7 +215,7 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
             config = tmp_path / "workers.toml"  # workers even for this small ledger
             config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\nledger_sessions = 1\n")
             suite = run_suite("-m", "post_deploy", "-k", "reconcile or populated or consistent or rows_lost or history", "-n", "2",
-                              "--baseline", str(baseline), "--config", str(config), database_url=healthy_url)
+                              "--postdeploy-baseline", str(baseline), "--postdeploy-config", str(config), database_url=healthy_url)
     assert writer.error is None, writer.error
     assert writer.inserted > 50
     assert [p.balance.drifted for p in passes] == [0] * len(passes)
@@ -239,13 +239,13 @@ def test_suite_sessions_never_block_the_writer(server, healthy_url, run_suite, r
     config = tmp_path / "workers.toml"  # workers even for this small ledger
     config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\nledger_sessions = 1\n")
     with Writer(healthy_url) as writer, lock_watch(healthy_url) as (waits, samples):
-        run = run_suite("-m", "post_deploy", "-n", "2", "--baseline", str(baseline), "--config", str(config),
+        run = run_suite("-m", "post_deploy", "-n", "2", "--postdeploy-baseline", str(baseline), "--postdeploy-config", str(config),
                         database_url=healthy_url, env=app.env)
     assert writer.error is None, writer.error
     assert samples[0] > 10 and writer.inserted > 50
     assert waits == [], f"lock waits involving application_name=postdeploy: {waits[:5]}"
     assert writer.slowest < DatabaseSettings().lock_timeout_ms / 1000
-    # Production-like (no --allow-writes): GO but for the optional write criterion.
+    # Production-like (no --postdeploy-allow-writes): GO but for the optional write criterion.
     assert run.exit_code == 0, run.output
     assert run.outcomes("skipped") == {
         "test_trigger_keeps_balances_current",
@@ -267,7 +267,7 @@ def test_backup_monitoring_heartbeat_where_configured(server, healthy_url, run_s
         )
     config = tmp_path / "postdeploy.toml"
     config.write_text('[monitoring]\nbackup_monitor_table = "BackupCheck"\n')
-    run = run_suite("-m", "monitoring", "-k", "test_job_heartbeats", "--config", str(config), database_url=healthy_url)
+    run = run_suite("-m", "monitoring", "-k", "test_job_heartbeats", "--postdeploy-config", str(config), database_url=healthy_url)
     assert run.exit_code == 1, run.output
     (criterion,) = run.signoff["criteria"]
     assert criterion["outcome"] == "failed"
@@ -277,14 +277,14 @@ def test_backup_monitoring_heartbeat_where_configured(server, healthy_url, run_s
 
 
 def test_missing_baseline_is_a_required_skip_and_a_bad_one_fails(server, healthy_url, run_suite, tmp_path):
-    run = run_suite("-m", "post_deploy and data", "--baseline", str(tmp_path / "none.json"), database_url=healthy_url)
+    run = run_suite("-m", "post_deploy and data", "--postdeploy-baseline", str(tmp_path / "none.json"), database_url=healthy_url)
     assert run.exit_code == 1, run.output
     assert run.outcomes("skipped") == {"test_no_rows_lost", "test_ledger_history_unchanged"}
     assert all("run `pytest -m baseline` before the deploy" in c["message"] for c in run.signoff["criteria"])
     assert run.output.rstrip().endswith("SIGN-OFF: NO-GO - 2 required checks skipped"), run.output
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    run = run_suite("-m", "post_deploy and data", "--baseline", str(bad), database_url=healthy_url, reports="bad")
+    run = run_suite("-m", "post_deploy and data", "--postdeploy-baseline", str(bad), database_url=healthy_url, reports="bad")
     assert run.outcomes("failed") == {"test_no_rows_lost", "test_ledger_history_unchanged"}, run.output
     assert "is unreadable" in run.output and "Traceback" not in run.output
 
@@ -292,7 +292,7 @@ def test_missing_baseline_is_a_required_skip_and_a_bad_one_fails(server, healthy
 def test_plain_run_never_overwrites_the_baseline(server, healthy_url, run_suite, tmp_path):
     baseline = tmp_path / "baseline.json"
     baseline.write_text("sentinel")
-    run = run_suite("--baseline", str(baseline), database_url=healthy_url)  # no -m: every criterion
+    run = run_suite("--postdeploy-baseline", str(baseline), database_url=healthy_url)  # no -m: every criterion
     assert "test_capture_baseline" not in {c["name"] for c in run.signoff["criteria"]}
     assert baseline.read_text() == "sentinel"
 

@@ -17,7 +17,7 @@ def test_declared_absent_is_not_applicable_and_go(server, healthy_url, run_suite
     config.write_text(server.backup_config + DECLARED)
     baseline = tmp_path / "baseline.json"
     capture_to_file(healthy_url, Settings(), baseline)
-    run = run_suite("-m", "post_deploy", "--allow-writes", "--config", str(config), "--baseline", str(baseline),
+    run = run_suite("-m", "post_deploy", "--postdeploy-allow-writes", "--postdeploy-config", str(config), "--postdeploy-baseline", str(baseline),
                     database_url=healthy_url)
     assert run.exit_code == 0, run.output
     last = run.output.rstrip().splitlines()[-1]
@@ -44,7 +44,7 @@ def test_declared_absent_is_not_applicable_and_go(server, healthy_url, run_suite
 def test_balance_area_declared_absent(server, healthy_url, run_suite, tmp_path: Path):
     config = tmp_path / "nobalance.toml"
     config.write_text('[balance]\nenabled = false\n')
-    run = run_suite("-m", "balance", "--allow-writes", "--config", str(config), database_url=healthy_url)
+    run = run_suite("-m", "balance", "--postdeploy-allow-writes", "--postdeploy-config", str(config), database_url=healthy_url)
     assert run.exit_code == 0, run.output
     assert {c["outcome"] for c in run.signoff["criteria"]} == {"not applicable"}, run.output
     assert all("[balance] enabled = false" in c["observed"] for c in run.signoff["criteria"])

@@ -1,4 +1,4 @@
-"""--target container and --restore-into container, on a real Docker engine.
+"""--postdeploy-target container and --postdeploy-restore-into container, on a real Docker engine.
 
 The image is built on this machine, never pulled: `bash tests/docker/build-image.sh`
 (.ci/run does it). Where no engine answers, these tests skip with the reason; the one
@@ -44,7 +44,7 @@ def run_id() -> str:
 @needs_docker
 def test_container_signoff_is_go_and_leaves_no_container(run_suite, run_id):
     run = run_suite(
-        "-m", "post_deploy", "--target", "container", "-n", "2", "--restore-test", "--restore-into", "container",
+        "-m", "post_deploy", "--postdeploy-target", "container", "-n", "2", "--postdeploy-restore-test", "--postdeploy-restore-into", "container",
         env={"POSTDEPLOY_RUN_ID": run_id},
     )
     assert run.exit_code == 0, run.output
@@ -60,7 +60,7 @@ def test_container_signoff_is_go_and_leaves_no_container(run_suite, run_id):
 
 @needs_docker
 def test_missing_image_is_one_clear_message(run_suite):
-    run = run_suite("-m", "post_deploy", "--target", "container", "--image", "postdeploy/postgres:no-such-tag")
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "container", "--postdeploy-image", "postdeploy/postgres:no-such-tag")
     assert run.exit_code == 4, run.output
     assert "Traceback" not in run.output
     assert "postdeploy/postgres:no-such-tag" in run.output and "tests/docker/build-image.sh" in run.output
@@ -71,7 +71,7 @@ def test_container_never_ready_is_bounded_and_shows_its_log(run_suite, run_id, t
     config = tmp_path / "slow.toml"
     config.write_text("[container]\nready_timeout_s = 0.5\n")
     started = time.monotonic()
-    run = run_suite("-m", "post_deploy", "--target", "container", "--config", str(config),
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "container", "--postdeploy-config", str(config),
                     env={"POSTDEPLOY_RUN_ID": run_id})
     assert time.monotonic() - started < 60
     assert run.exit_code == 4, run.output
@@ -86,8 +86,8 @@ def test_interrupted_run_removes_its_container(tmp_path, run_id):
     """Ctrl-C while the container target runs: the container goes too."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")} | {"POSTDEPLOY_RUN_ID": run_id}
     child = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "post_deploy", "--target", "container",
-         f"--report-dir={tmp_path}"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "post_deploy", "--postdeploy-target", "container",
+         f"--postdeploy-report-dir={tmp_path}"],
         cwd=os.path.dirname(os.path.dirname(__file__)),
         env=env,
         stdout=subprocess.PIPE,
@@ -108,12 +108,12 @@ def test_interrupted_run_removes_its_container(tmp_path, run_id):
 
 def test_without_docker_the_container_target_says_so(run_suite):
     started = time.monotonic()
-    run = run_suite("-m", "post_deploy", "--target", "container", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "container", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert time.monotonic() - started < 30, "fails at once"
     assert run.exit_code == 4, run.output
     assert "Traceback" not in run.output
     errors = [line for line in run.output.splitlines() if line.startswith("ERROR: ")]
-    assert len(errors) == 1 and "Docker is not reachable" in errors[0] and "--target demo" in errors[0], run.output
+    assert len(errors) == 1 and "Docker is not reachable" in errors[0] and "--postdeploy-target demo" in errors[0], run.output
 
 
 @needs_docker

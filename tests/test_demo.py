@@ -10,8 +10,8 @@ import psutil
 import pytest
 
 CRITERIA = 26
-# Optional skips of the demo without options: delivery needs --send-test-alert, RLS the RLS
-# variant, the restore test --restore-test.
+# Optional skips of the demo without options: delivery needs --postdeploy-send-test-alert, RLS the RLS
+# variant, the restore test --postdeploy-restore-test.
 OPTIONAL = {"test_alert_delivery", "test_row_level_security", "test_restore_latest_backup"}
 
 
@@ -36,7 +36,7 @@ def demo_tmp():
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_demo_signoff_is_go_and_leaves_nothing_behind(workers, run_suite, demo_tmp):
-    run = run_suite("-m", "post_deploy", "--target", "demo", *workers, env={"TMPDIR": demo_tmp})
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", *workers, env={"TMPDIR": demo_tmp})
     assert run.exit_code == 0, run.output
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - ")
     assert {p.name for p in run.folder.iterdir()} == {"sign-off.html", "sign-off.md", "junit.xml", "sign-off.json"}
@@ -49,7 +49,7 @@ def test_demo_signoff_is_go_and_leaves_nothing_behind(workers, run_suite, demo_t
 
 
 def test_demo_sends_a_test_alert_and_shows_observed_values(run_suite, demo_tmp):
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--send-test-alert", env={"TMPDIR": demo_tmp})
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-send-test-alert", env={"TMPDIR": demo_tmp})
     assert run.exit_code == 0, run.output
     observed = {c["name"]: c["observed"] for c in run.signoff["criteria"]}
     assert observed["test_alert_delivery"] == "Slack 200 ok, PagerDuty trigger 202 " + observed["test_alert_delivery"].split(

@@ -1,4 +1,4 @@
-"""A fleet: many databases signed off in one run (--targets FILE), shards and `postdeploy merge`.
+"""A fleet: many databases signed off in one run (--postdeploy-targets FILE), shards and `postdeploy merge`.
 
 Real runs of the suite on real servers: reference deployments copied from the healthy template,
 one with a fault of the catalogue, one that nothing answers.
@@ -69,7 +69,7 @@ def test_fleet_signs_off_each_target_and_the_run(server, healthy_url, run_suite,
     # A target whose own configuration is invalid: NO-GO in one line; the others still run.
     extra = '\n[[target]]\nname = "odd"\ndatabase_url_env = "FLEET_EU_URL"\nconfig = { tenancy = { tables = 5 } }\n'
     path, config, env = fleet_files(tmp_path, server, targets, extra)
-    run = run_suite("-m", "post_deploy", "--targets", str(path), "--config", str(config), "-n", "2", "-v", env=env)
+    run = run_suite("-m", "post_deploy", "--postdeploy-targets", str(path), "--postdeploy-config", str(config), "-n", "2", "-v", env=env)
     output = run.output
     assert run.exit_code == 1, output
     lines = output.rstrip().splitlines()
@@ -121,10 +121,10 @@ def test_shards_merged_give_the_single_runs_verdicts(server, healthy_url, run_su
     targets = {f"t{i}": server.create_database(f"s{i}{uuid.uuid4().hex[:6]}", template="healthy") for i in range(1, 5)}
     targets |= {"leaky": faulty, "gone": NOWHERE}
     path, config, env = fleet_files(tmp_path, server, targets)
-    args = ("-m", "post_deploy and (tenancy or migration or data)", "--targets", str(path), "--config", str(config))
+    args = ("-m", "post_deploy and (tenancy or migration or data)", "--postdeploy-targets", str(path), "--postdeploy-config", str(config))
     single = run_suite(*args, env=env, reports="single")
     assert single.exit_code == 1, single.output
-    shards = [run_suite(*args, "--shard", f"{k}/3", env=env, reports=f"shard{k}") for k in (1, 2, 3)]
+    shards = [run_suite(*args, "--postdeploy-shard", f"{k}/3", env=env, reports=f"shard{k}") for k in (1, 2, 3)]
     shard_targets = [set(verdicts(s.output)) for s in shards]
     assert sorted(n for names in shard_targets for n in names) == sorted(targets)  # each target in one shard
     out = tmp_path / "merged"
@@ -143,7 +143,7 @@ def test_shards_merged_give_the_single_runs_verdicts(server, healthy_url, run_su
     assert again.returncode == 4 and "shards must not overlap" in again.stderr
     partial = postdeploy("merge", str(shards[0].folder), str(shards[1].folder), "--out", str(tmp_path / "m3"))
     assert partial.returncode == 4 and "in no folder" in partial.stderr
-    other = run_suite(*args, "--shard", "3/3", "--release", "2099.01.01", env=env, reports="other")
+    other = run_suite(*args, "--postdeploy-shard", "3/3", "--postdeploy-release", "2099.01.01", env=env, reports="other")
     mixed = postdeploy("merge", str(shards[0].folder), str(shards[1].folder), str(other.folder), "--out", str(tmp_path / "m4"))
     assert mixed.returncode == 4 and "different releases" in mixed.stderr
     assert len(mixed.stderr.strip().splitlines()) == 1
@@ -158,8 +158,8 @@ def test_database_pattern_expands_to_every_matching_database(server, run_suite, 
     config.write_text(server.backup_config + DATABASE_ONLY)
     path = tmp_path / "fleet.toml"
     path.write_text(f'[[target]]\ndatabase_url_env = "TENANTS_SERVER"\ndatabase_pattern = "{server.prefix}tenant\\\\_%"\n')
-    run = run_suite("-m", "post_deploy and migration", "-k", "test_no_failed_migration", "--targets", str(path),
-                    "--config", str(config), env={"TENANTS_SERVER": server.url("postgres")})
+    run = run_suite("-m", "post_deploy and migration", "-k", "test_no_failed_migration", "--postdeploy-targets", str(path),
+                    "--postdeploy-config", str(config), env={"TENANTS_SERVER": server.url("postgres")})
     assert run.exit_code == 0, run.output
     assert list(verdicts(run.output)) == tenants
     assert run.output.rstrip().splitlines()[-1] == "SIGN-OFF: GO - 5 of 5 targets GO"
@@ -182,7 +182,7 @@ def postdeploy(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_bad_targets_file_is_one_line_and_exit_4(text, message, tmp_path, run_suite):
     path = tmp_path / "fleet.toml"
     path.write_text(text)
-    run = run_suite("-m", "post_deploy", "--targets", str(path))
+    run = run_suite("-m", "post_deploy", "--postdeploy-targets", str(path))
     assert run.exit_code == 4, run.output
     (error,) = [line for line in run.output.splitlines() if line.startswith("ERROR: ")]
     assert message in error and str(path) in error
@@ -190,11 +190,11 @@ def test_a_bad_targets_file_is_one_line_and_exit_4(text, message, tmp_path, run_
 
 
 def test_shard_needs_a_fleet_and_a_valid_slice(tmp_path, run_suite):
-    run = run_suite("-m", "post_deploy", "--shard", "1/2")
-    assert run.exit_code == 4 and "--shard needs a fleet" in run.output
+    run = run_suite("-m", "post_deploy", "--postdeploy-shard", "1/2")
+    assert run.exit_code == 4 and "--postdeploy-shard needs a fleet" in run.output
     path = tmp_path / "fleet.toml"
     path.write_text('[[target]]\nname = "a"\ndatabase_url_env = "X"\n')
-    run = run_suite("-m", "post_deploy", "--targets", str(path), "--shard", "3/2")
+    run = run_suite("-m", "post_deploy", "--postdeploy-targets", str(path), "--postdeploy-shard", "3/2")
     assert run.exit_code == 4 and "must be K/N with 1 <= K <= N" in run.output
 
 

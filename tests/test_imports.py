@@ -75,3 +75,23 @@ def test_the_walk_finds_a_circle_when_there_is_one():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycle(graph) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b"}, "b": set()}) == []
+
+
+CORE = ("postdeploy.signoff", "postdeploy.database")  # what every room may import
+TOP = ("postdeploy.plugin", "postdeploy.glue")  # the pytest glue, above the rooms it ties
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def test_the_core_imports_no_room_and_no_room_imports_the_glue():
+    known = modules()
+    graph = {name: imports(name, path, set(known)) for name, path in known.items()}
+    assert {"postdeploy.signoff.stash", "postdeploy.glue", "postdeploy.migration.plugin"} <= graph.keys()
+    upward = sorted(f"{name} -> {dep}" for name, deps in graph.items() if _within(name, CORE)
+                    for dep in deps if not _within(dep, CORE))
+    assert not upward, "the core imports a room: " + ", ".join(upward)
+    into_glue = sorted(f"{name} -> {dep}" for name, deps in graph.items() if not _within(name, TOP)
+                       for dep in deps if _within(dep, TOP))
+    assert not into_glue, "a room imports the glue: " + ", ".join(into_glue)

@@ -80,8 +80,8 @@ def interrupt_run(target: str, phase: str, signum: int, tmp: Path, workers: int 
             "PYTHONPATH": str(plugins)}
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
-         "-p", "no:cacheprovider", "-p", "pause_at", "--report-dir", str(tmp / "reports"),
-         str(ROOT / "verifications"), "-m", "post_deploy", "--target", target,
+         "-p", "no:cacheprovider", "-p", "pause_at", "--postdeploy-report-dir", str(tmp / "reports"),
+         str(ROOT / "verifications"), "-m", "post_deploy", "--postdeploy-target", target,
          *(["-n", str(workers)] if workers else [])],
         cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )

@@ -73,7 +73,7 @@ def ledger_records(run) -> dict[str, dict]:
 def test_one_pass_per_run_recorded_on_each_criterion(server, healthy_url, baseline, run_suite, workers, tmp_path):
     config = tmp_path / "workers.toml"
     config.write_text(server.backup_config + WORKERS_ALWAYS)
-    run = run_suite(*SELECT, "--baseline", baseline, "-n", workers, "--config", str(config), database_url=healthy_url)
+    run = run_suite(*SELECT, "--postdeploy-baseline", baseline, "-n", workers, "--postdeploy-config", str(config), database_url=healthy_url)
     assert run.exit_code == 0, run.output
     assert ("created: 2/2 workers" in run.output) == (workers == "2"), run.output
     records = ledger_records(run)
@@ -87,8 +87,8 @@ def test_one_pass_per_run_recorded_on_each_criterion(server, healthy_url, baseli
 
 
 def test_replica_on_the_same_server_gives_the_same_results(server, healthy_url, baseline, run_suite):
-    primary = run_suite(*SELECT, "--baseline", baseline, database_url=healthy_url)
-    replica = run_suite(*SELECT, "--baseline", baseline, database_url=healthy_url, reports="replica",
+    primary = run_suite(*SELECT, "--postdeploy-baseline", baseline, database_url=healthy_url)
+    replica = run_suite(*SELECT, "--postdeploy-baseline", baseline, database_url=healthy_url, reports="replica",
                         env={"DATABASE_REPLICA_URL": healthy_url})
     assert primary.exit_code == replica.exit_code == 0, replica.output
     a, b = ledger_records(primary), ledger_records(replica)
@@ -104,14 +104,14 @@ def test_replica_faults_are_seen_there_too(server, healthy_url, baseline, run_su
     from postdeploy.reference import apply_fault
 
     apply_fault(healthy_url, "balance_off_by_one")
-    run = run_suite(*SELECT, "--baseline", baseline, database_url=healthy_url, env={"DATABASE_REPLICA_URL": healthy_url})
+    run = run_suite(*SELECT, "--postdeploy-baseline", baseline, database_url=healthy_url, env={"DATABASE_REPLICA_URL": healthy_url})
     assert run.outcomes("failed") == {"test_balances_reconcile_with_ledger"}, run.output
 
 
 def test_unreachable_replica_fails_the_ledger_criteria_in_one_line(server, healthy_url, baseline, run_suite):
     unreachable = "postgresql://postdeploy:secret-pw@127.0.0.1:9/inventory"
     run = run_suite(*SELECT, "-k", "not_applicable or tenant_columns or reconcile or populated or consistent"
-                    " or rows_lost or history", "--baseline", baseline, database_url=healthy_url,
+                    " or rows_lost or history", "--postdeploy-baseline", baseline, database_url=healthy_url,
                     env={"DATABASE_REPLICA_URL": unreachable})
     assert run.exit_code == 1
     assert run.outcomes("failed") == LEDGER_CRITERIA, run.output
@@ -126,7 +126,7 @@ def test_unreachable_replica_fails_the_ledger_criteria_in_one_line(server, healt
 def test_replica_lagging_over_the_limit_fails_the_ledger_criteria(server, healthy_url, baseline, run_suite, tmp_path):
     config = tmp_path / "lag.toml"
     config.write_text(server.backup_config + "\n[database]\nmax_replica_lag_s = -1.0\n")  # a limit no replica meets
-    run = run_suite(*SELECT, "--baseline", baseline, "--config", str(config), database_url=healthy_url,
+    run = run_suite(*SELECT, "--postdeploy-baseline", baseline, "--postdeploy-config", str(config), database_url=healthy_url,
                     env={"DATABASE_REPLICA_URL": healthy_url})
     assert run.outcomes("failed") == LEDGER_CRITERIA, run.output
     message = ledger_records(run)["test_balances_reconcile_with_ledger"]["message"]
@@ -138,7 +138,7 @@ def test_slow_pass_prints_a_progress_line(server, healthy_url, baseline, run_sui
     config = tmp_path / "slow.toml"
     config.write_text(server.backup_config + WORKERS_ALWAYS + "lock_timeout_ms = 30000\n")
     with ledger_locked(healthy_url, 3.0):
-        run = run_suite(*SELECT, "--baseline", baseline, "--config", str(config), "-n", workers,
+        run = run_suite(*SELECT, "--postdeploy-baseline", baseline, "--postdeploy-config", str(config), "-n", workers,
                         database_url=healthy_url)
     assert run.exit_code == 0, run.output
     lines = [line for line in run.output.splitlines() if line.startswith("ledger pass: ")]
@@ -151,7 +151,7 @@ def test_ledger_statement_timeout_fails_the_ledger_criteria(server, healthy_url,
     config = tmp_path / "timeout.toml"
     config.write_text(server.backup_config + "\n[database]\nlock_timeout_ms = 30000\nledger_statement_timeout_ms = 500\n")
     with ledger_locked(healthy_url, None):
-        run = run_suite(*SELECT, "--baseline", baseline, "--config", str(config), database_url=healthy_url)
+        run = run_suite(*SELECT, "--postdeploy-baseline", baseline, "--postdeploy-config", str(config), database_url=healthy_url)
     assert run.outcomes("failed") == LEDGER_CRITERIA, run.output
     observed = ledger_records(run)["test_no_rows_lost"]["observed"]
     assert observed == "the ledger pass over StockMovement on the primary was cancelled after 500 ms"
@@ -159,7 +159,7 @@ def test_ledger_statement_timeout_fails_the_ledger_criteria(server, healthy_url,
 
 
 def test_small_ledger_under_n_stays_in_one_process(server, healthy_url, baseline, run_suite):
-    run = run_suite(*SELECT, "--baseline", baseline, "-n", "2", database_url=healthy_url)
+    run = run_suite(*SELECT, "--postdeploy-baseline", baseline, "-n", "2", database_url=healthy_url)
     assert run.exit_code == 0, run.output
     assert "created: 2/2 workers" not in run.output
     assert "one process: the ledger holds ~" in run.output and "database.parallel_min_ledger_rows (5,000,000)" in run.output
@@ -169,7 +169,7 @@ def test_small_ledger_under_n_stays_in_one_process(server, healthy_url, baseline
 def test_local_database_with_cores_taken_by_the_pass_stays_in_one_process(server, healthy_url, baseline, run_suite, tmp_path):
     config = tmp_path / "cores.toml"
     config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\nledger_sessions = 8\n")
-    run = run_suite(*SELECT, "--baseline", baseline, "--config", str(config), "-n", "2", database_url=healthy_url)
+    run = run_suite(*SELECT, "--postdeploy-baseline", baseline, "--postdeploy-config", str(config), "-n", "2", database_url=healthy_url)
     assert run.exit_code == 0, run.output
     assert "created: 2/2 workers" not in run.output
     assert f"one process: the database runs on this machine, whose {os.cpu_count()} cores" in run.output

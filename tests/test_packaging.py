@@ -6,15 +6,11 @@ repository from its own postdeploy.toml, and leaves another project's pytest run
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,56 +18,24 @@ import pytest
 from postdeploy import reference
 from postdeploy.reference.backups import Dumps, backup_source
 
-from conftest import ROOT, suite_environ
+from installs import VERSION, Installed, build, fresh_venv
+from installs import check as _check
 
 pytestmark = pytest.mark.xdist_group("packaging")  # one build and one environment for the module
-
-PIP = ("-m", "pip", "install", "--quiet", "--disable-pip-version-check")
-
-
-@dataclass
-class Installed:
-    venv: Path
-    dist: Path
-
-    @property
-    def bin(self) -> Path:
-        return self.venv / "bin"
-
-    def run(self, *argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        environ = {**suite_environ(), **(env or {})}
-        environ["PATH"] = f"{self.bin}{os.pathsep}{environ.get('PATH', '')}"
-        environ.pop("PYTHONPATH", None)
-        return subprocess.run(argv, cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)
-
-
-def _check(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     dist = tmp_path_factory.mktemp("dist")
-    _check(subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
-                          capture_output=True, text=True, timeout=600))
+    build(dist)
     built = sorted(p.name for p in dist.iterdir())
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert built == [f"postdeploy-{version}-py3-none-any.whl", f"postdeploy-{version}.tar.gz"]
+    assert built == [f"postdeploy-{VERSION}-py3-none-any.whl", f"postdeploy-{VERSION}.tar.gz"]
     _check(subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())],
                           capture_output=True, text=True, timeout=120))
-    # Not under pytest's temporary root: every pytest that starts resets that to mode 0700, and the
-    # embedded server's binaries in this environment run as another user than root.
-    venv = Path(tempfile.mkdtemp(prefix="postdeploy-venv-"))
-    venv.chmod(0o755)
-    _check(subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=120))
-    python = str(venv / "bin" / "python")
     # PyPI's fixtures (and testtools, which needs it) first: postdeploy must not take their names.
-    _check(subprocess.run([python, *PIP, "fixtures", "testtools"], capture_output=True, text=True, timeout=600))
-    wheel = next(dist.glob("*.whl"))
-    _check(subprocess.run([python, *PIP, str(wheel)], capture_output=True, text=True, timeout=900))
-    yield Installed(venv, dist)
-    shutil.rmtree(venv, ignore_errors=True)
+    environment = fresh_venv(dist, "fixtures", "testtools")
+    yield environment
+    environment.remove()
 
 
 def test_wheel_installs_only_postdeploy_beside_pypis_fixtures(installed: Installed, tmp_path: Path):
@@ -84,12 +48,11 @@ def test_wheel_installs_only_postdeploy_beside_pypis_fixtures(installed: Install
     assert "postdeploy/verifications/test_migration.py" in files
     assert "postdeploy/report/templates/sign-off.html" in files
     assert any(f.startswith("postdeploy/reference/migrations/") and f.endswith(".sql") for f in files)
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert _check(installed.run("postdeploy", "--version", cwd=tmp_path)).stdout.strip() == f"postdeploy {version}"
+    assert _check(installed.run("postdeploy", "--version", cwd=tmp_path)).stdout.strip() == f"postdeploy {VERSION}"
 
 
 def test_demo_signs_off_from_an_empty_folder(installed: Installed, tmp_path: Path):
-    done = installed.run("pytest", "-m", "post_deploy", "--target", "demo", cwd=tmp_path)
+    done = installed.run("pytest", "-m", "post_deploy", "--postdeploy-target", "demo", cwd=tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - "), output
@@ -126,8 +89,8 @@ def test_an_applications_repository_signs_off_its_database(installed: Installed,
         _check(installed.run("pytest", "-m", "baseline", cwd=app, env=env))
         done = installed.run("pytest", "-m", "post_deploy", cwd=app, env=env)
         (app / "ci").mkdir()
-        elsewhere = installed.run("pytest", "-m", "post_deploy", "--config", "../postdeploy.toml",
-                                  "--baseline", "../reports/baseline.json", cwd=app / "ci", env=env)
+        elsewhere = installed.run("pytest", "-m", "post_deploy", "--postdeploy-config", "../postdeploy.toml",
+                                  "--postdeploy-baseline", "../reports/baseline.json", cwd=app / "ci", env=env)
     for run, reports in ((done, app / "reports"), (elsewhere, app / "ci" / "reports")):
         output = run.stdout + run.stderr
         assert run.returncode == 0 and output.rstrip().splitlines()[-1].startswith("SIGN-OFF: GO - "), output

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_option_values_that_are_existing_paths_are_not_taken_for_test_paths(tmp_path):
-    """As a user types it, from the checkout, with the space form: --report-dir and --config
+    """As a user types it, from the checkout, with the space form: --postdeploy-report-dir and --postdeploy-config
     name a folder and a file that exist. pytest must still find the project's configuration
     (testpaths, markers, addopts) and sign off the criteria only."""
     reports = tmp_path / "signoffs"
@@ -22,8 +22,8 @@ def test_option_values_that_are_existing_paths_are_not_taken_for_test_paths(tmp_
     config.write_text("# the reference defaults\n")
     environ = suite_environ()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "post_deploy", "--target", "demo",
-         "--report-dir", str(reports), "--config", str(config)],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "post_deploy", "--postdeploy-target", "demo",
+         "--postdeploy-report-dir", str(reports), "--postdeploy-config", str(config)],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600,
     )
     output = done.stdout + done.stderr

@@ -1,4 +1,4 @@
-"""--target rehearsal: the release's migrations tried on a restored backup, never on the target,
+"""--postdeploy-target rehearsal: the release's migrations tried on a restored backup, never on the target,
 and the way back: rollback steps, the rolled-back copy signed off, the round trip."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def test_rehearsal_applies_the_last_migration_and_signs_off(into, server, health
     config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR,
                               [str(trigger), str(reference.BACKFILL_SQL_PATH)])
     run_id = f"test-{uuid.uuid4().hex[:12]}"
-    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--restore-into", into, "--config", str(config),
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-restore-into", into, "--postdeploy-config", str(config),
                     database_url=healthy_url, env={"TMPDIR": short_tmp, "POSTDEPLOY_RUN_ID": run_id})
     assert run.exit_code == 0, run.output
     assert run.signoff["verdict"] == "GO"
@@ -125,7 +125,7 @@ def test_release_that_cannot_apply_is_no_go(server, healthy_url, run_suite, tmp_
     config = rehearsal_config(tmp_path, tmp_path / "backups", RELEASES / "next_unique_item_name", [],
                               rollback=("rollback.sql",))
     # Under xdist: the workers read the rehearsal's record from the target the controller hands them.
-    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "-n", "2", "--config", str(config),
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "-n", "2", "--postdeploy-config", str(config),
                     database_url=healthy_url, env={"TMPDIR": short_tmp})
     assert run.exit_code == 1, run.output
     assert run.signoff["verdict"] == "NO-GO"
@@ -158,8 +158,8 @@ def test_ctrl_c_during_the_rehearsal_leaves_no_server(phase, server, healthy_url
         config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR, [step])
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
-         "-p", "no:cacheprovider", "--report-dir", str(tmp_path / "reports"), str(ROOT / "verifications"),
-         "-m", "post_deploy", "--target", "rehearsal", "--config", str(config)],
+         "-p", "no:cacheprovider", "--postdeploy-report-dir", str(tmp_path / "reports"), str(ROOT / "verifications"),
+         "-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config)],
         cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "TMPDIR": short_tmp,
                            "DATABASE_URL": healthy_url},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -170,7 +170,7 @@ def test_ctrl_c_during_the_rehearsal_leaves_no_server(phase, server, healthy_url
             return started.exists()
         for process in psutil.process_iter(["cmdline"]):
             line = process.info["cmdline"] or []
-            if "--rolled-back" in line and str(tmp_path) in " ".join(line):
+            if "--postdeploy-rolled-back" in line and str(tmp_path) in " ".join(line):
                 return True
         return False
 
@@ -197,11 +197,11 @@ def test_rehearsal_needs_a_folder_and_a_dump_it_can_restore(server, healthy_url,
 
     config = tmp_path / "no-folder.toml"
     config.write_text(server.backup_config)
-    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config), database_url=healthy_url)
-    assert run.exit_code == 4 and "--target rehearsal needs the release's migrations" in run.output, run.output
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config), database_url=healthy_url)
+    assert run.exit_code == 4 and "--postdeploy-target rehearsal needs the release's migrations" in run.output, run.output
     with backup_source("pgbackrest_ok", None, tmp_path / "pgbackrest") as (backup, _):
         config.write_text(backup + server.release_config)
-        run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config),
+        run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config),
                         database_url=healthy_url, env={"TMPDIR": short_tmp})
     assert run.exit_code == 4, run.output
     assert "the pgbackrest provider's backups cannot be restored here: pgBackRest backups are physical" in run.output
@@ -213,7 +213,7 @@ def test_rehearsal_needs_a_folder_and_a_dump_it_can_restore(server, healthy_url,
 ROLLBACK_TRIGGER = 'DROP TRIGGER "stock_movement_balance" ON "StockMovement";\n'
 ROLLBACK_FUNCTION = 'DROP FUNCTION "apply_stock_movement"();\n'
 ROLLBACK_TABLE = 'DROP TABLE "InventoryBalance";\n'
-# As `prisma migrate resolve --rolled-back` leaves a row.
+# As `prisma migrate resolve --postdeploy-rolled-back` leaves a row.
 MARK_ROLLED_BACK = f"UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = '{LAST_MIGRATION}';\n"
 ROLLBACKS = {
     "complete": [ROLLBACK_TRIGGER + ROLLBACK_FUNCTION + ROLLBACK_TABLE + MARK_ROLLED_BACK],
@@ -244,7 +244,7 @@ def rehearse_rollback(name, server, healthy_url, run_suite, tmp_path, short_tmp,
     config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR,
                               [str(reference.TRIGGER_SQL_PATH), str(reference.BACKFILL_SQL_PATH)],
                               rollback=tuple(steps), rehearsal=rehearsal, backup=backup)
-    run = run_suite("-m", "post_deploy", "--target", "rehearsal", "--config", str(config), *args,
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config), *args,
                     database_url=healthy_url, env={"TMPDIR": short_tmp})
     assert fingerprint(healthy_url) == before, "the target database is unchanged"
     assert_nothing_left(short_tmp)

@@ -106,7 +106,7 @@ def test_status_names_edited_pending_unknown_and_rolled_back(server, tmp_path):
 
 def test_previous_release_and_its_rolled_back_rows(server, tmp_path):
     """A rolled-back copy against the previous release: a taken-back migration's row is fine marked
-    rolled back (as `prisma migrate resolve --rolled-back` leaves it) or gone; still applied, it fails."""
+    rolled back (as `prisma migrate resolve --postdeploy-rolled-back` leaves it) or gone; still applied, it fails."""
     folder = make_release(tmp_path / "release", {"1_a": "CREATE TABLE a (id int);", "2_b": "CREATE TABLE b (id int);"})
     (folder / "2_b" / "trigger.sql").write_text("SELECT 1;")
     release = load_release(folder, ("2_b/trigger.sql",))
@@ -214,24 +214,24 @@ def test_scratch_build_is_cached_once_for_concurrent_runs(tmp_path, short_tmp):
 
 
 def test_folder_problems_are_one_line(run_suite, tmp_path):
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--migrations", str(tmp_path / "nowhere"))
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-migrations", str(tmp_path / "nowhere"))
     assert run.exit_code == 4, run.output
     assert f"migration folder {tmp_path / 'nowhere'} does not exist" in run.output and "Traceback" not in run.output
     shutil.copytree(reference.MIGRATIONS_DIR, tmp_path / "release")
     config = tmp_path / "extra.toml"
     config.write_text('[migration]\nfolder = "release"\nextra_sql = ["missing.sql"]\n')
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--config", str(config))
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-config", str(config))
     assert run.exit_code == 4 and "migration.extra_sql: missing.sql is not a file inside" in run.output, run.output
     (tmp_path / "told.json").write_text("{}")
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--rolled-back", str(tmp_path / "told.json"))
-    assert run.exit_code == 4 and f"--rolled-back {tmp_path / 'told.json'}: not a file written by --target rehearsal" \
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-rolled-back", str(tmp_path / "told.json"))
+    assert run.exit_code == 4 and f"--postdeploy-rolled-back {tmp_path / 'told.json'}: not a file written by --postdeploy-target rehearsal" \
         in run.output and "Traceback" not in run.output, run.output
 
 
 def test_without_a_folder_the_release_criteria_are_not_applicable(server, healthy_url, run_suite, tmp_path):
     config = tmp_path / "no-release.toml"
     config.write_text(server.backup_config)
-    run = run_suite("-m", "migration", "--config", str(config), database_url=healthy_url)
+    run = run_suite("-m", "migration", "--postdeploy-config", str(config), database_url=healthy_url)
     assert run.exit_code == 0, run.output
     assert run.outcomes("not applicable") == {"test_applied_migrations_match_release", "test_schema_matches_release"}
     assert "2 not applicable" in run.output.rstrip().splitlines()[-1]

@@ -63,7 +63,7 @@ def no_machine_path(text: str, *paths: Path) -> None:
 
 @needs_chromium
 def test_go_page_opens_with_the_verdict_and_the_eight_success_criteria(run_suite, tmp_path):
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--release", "2024.03.01")
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-release", "2024.03.01")
     assert run.exit_code == 0, run.output
     document = dom(run.folder / "sign-off.html", tmp_path / "chromium")
     banner = re.search(r'<section id="verdict" class="go">\s*<h1>(.*?)</h1>\s*<span class="summary">(.*?)</span>', document)
@@ -86,10 +86,10 @@ def test_go_page_opens_with_the_verdict_and_the_eight_success_criteria(run_suite
 def test_no_go_page_history_and_markdown(run_suite, tmp_path):
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier step\n")
-    bad = run_suite("-m", "post_deploy", "--target", "demo",
+    bad = run_suite("-m", "post_deploy", "--postdeploy-target", "demo",
                     env={"POSTDEPLOY_APP_FAULT": "log_errors", "GITHUB_STEP_SUMMARY": str(summary)})
     assert bad.exit_code == 1, bad.output
-    good = run_suite("-m", "post_deploy", "--target", "demo")
+    good = run_suite("-m", "post_deploy", "--postdeploy-target", "demo")
     assert good.exit_code == 0, good.output
     reports = bad.report_dir
     no_go, go = folders(reports)
@@ -179,7 +179,7 @@ def test_one_declared_table_maps_every_area():
 def test_not_applicable_shows_on_the_page_in_markdown_and_history(run_suite, tmp_path):
     config = tmp_path / "absent.toml"
     config.write_text("[logs]\nenabled = false\n\n[alerting]\nenabled = false\n")
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--config", str(config))
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-config", str(config))
     assert run.exit_code == 0, run.output
     document = dom(run.folder / "sign-off.html", tmp_path / "chromium")
     lines = dict(success_criteria(document))

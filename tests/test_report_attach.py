@@ -1,4 +1,4 @@
-"""--attach: the sign-off uploaded and commented on the change ticket, against loopback servers
+"""--postdeploy-attach: the sign-off uploaded and commented on the change ticket, against loopback servers
 that speak Jira Cloud REST v3, ServiceNow's Attachment and Table APIs and GitHub's REST API."""
 
 from __future__ import annotations
@@ -153,8 +153,8 @@ def environment(services: dict[str, TicketService], secret: str = SECRET) -> dic
 
 
 def signoff(run_suite, env: dict[str, str], *extra: str):
-    attach = [a for ticket in TICKETS.values() for a in ("--attach", ticket)]
-    return run_suite("-m", "post_deploy and migration", "--target", "demo", *attach, *extra, env=env)
+    attach = [a for ticket in TICKETS.values() for a in ("--postdeploy-attach", ticket)]
+    return run_suite("-m", "post_deploy and migration", "--postdeploy-target", "demo", *attach, *extra, env=env)
 
 
 def everything_written(run) -> str:
@@ -213,17 +213,17 @@ def test_refused_credentials_are_one_line_each_and_exit_6(run_suite, services):
 
 def test_a_service_that_does_not_answer_is_one_line_each(run_suite, services):
     up = services(hang=True)
-    run = signoff(run_suite, environment(up), "--attach-timeout", "0.5")
+    run = signoff(run_suite, environment(up), "--postdeploy-attach-timeout", "0.5")
     assert run.exit_code == 6, run.output
     failures = [line for line in run.output.splitlines() if line.startswith("ATTACH FAILED")]
-    assert failures == [f"ATTACH FAILED: {t}: no answer within 0.5 s (--attach-timeout)" for t in TICKETS.values()]
+    assert failures == [f"ATTACH FAILED: {t}: no answer within 0.5 s (--postdeploy-attach-timeout)" for t in TICKETS.values()]
     assert SECRET not in everything_written(run) and "Traceback" not in run.output
 
 
 def test_a_no_go_keeps_exit_1_when_the_attachment_fails(run_suite, services):
     up = services()
     env = environment(up, secret="wrong-secret") | {"POSTDEPLOY_APP_FAULT": "log_errors"}
-    run = run_suite("-m", "post_deploy and health", "--target", "demo", "--attach", TICKETS["github"], env=env)
+    run = run_suite("-m", "post_deploy and health", "--postdeploy-target", "demo", "--postdeploy-attach", TICKETS["github"], env=env)
     assert run.exit_code == 1, run.output
     assert run.output.rstrip().splitlines()[-1].startswith("SIGN-OFF: NO-GO - ")
     assert sum(line.startswith("ATTACH FAILED") for line in run.output.splitlines()) == 1
@@ -232,14 +232,14 @@ def test_a_no_go_keeps_exit_1_when_the_attachment_fails(run_suite, services):
 @pytest.mark.parametrize(
     ("spec", "env", "message"),
     [
-        ("trello:42", {}, "--attach 'trello:42': give service:ticket, e.g. jira:CHG-123"),
-        ("jira:chg 1", {}, "--attach 'jira:chg 1': jira ticket not recognised, e.g. jira:CHG-123"),
-        ("jira:CHG-1", {"JIRA_URL": "http://127.0.0.1:9"}, "--attach jira:CHG-1: set JIRA_EMAIL, JIRA_API_TOKEN in the environment"),
-        ("github:acme/inventory#42", {}, "--attach github:acme/inventory#42: set GITHUB_TOKEN in the environment"),
+        ("trello:42", {}, "--postdeploy-attach 'trello:42': give service:ticket, e.g. jira:CHG-123"),
+        ("jira:chg 1", {}, "--postdeploy-attach 'jira:chg 1': jira ticket not recognised, e.g. jira:CHG-123"),
+        ("jira:CHG-1", {"JIRA_URL": "http://127.0.0.1:9"}, "--postdeploy-attach jira:CHG-1: set JIRA_EMAIL, JIRA_API_TOKEN in the environment"),
+        ("github:acme/inventory#42", {}, "--postdeploy-attach github:acme/inventory#42: set GITHUB_TOKEN in the environment"),
     ],
 )
 def test_bad_attach_is_a_usage_error(run_suite, spec, env, message):
-    run = run_suite("-m", "post_deploy", "--target", "demo", "--attach", spec, env=env | {"GITHUB_TOKEN": ""})
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-attach", spec, env=env | {"GITHUB_TOKEN": ""})
     assert run.exit_code == 4, run.output
     assert message in run.output and "Traceback" not in run.output
     assert not any(Path(run.report_dir).iterdir()), "nothing ran, nothing written"

@@ -1,5 +1,5 @@
 """The CI examples in docs/ci/, for the application's repository: each parsed as YAML, its install
-pinned to this version, its baseline and sign-off commands run as written (plus --target demo, in
+pinned to this version, its baseline and sign-off commands run as written (plus --postdeploy-target demo, in
 place of staging) from a checkout of an application (postdeploy.toml and prisma/migrations), as the
 CI runner would run them. The package itself is the installed one."""
 
@@ -79,7 +79,7 @@ def test_github_actions_workflow(tmp_path: Path, server, healthy_url, reference_
     assert kept["with"] == restored["with"]
     (capture,) = [line for line in before["baseline"]["run"].splitlines() if line.startswith("pytest ")]
     (command,) = [line for line in steps["sign off"]["run"].splitlines() if line.startswith("pytest ")]
-    assert "-m baseline" in capture and "-m post_deploy" in command and "--report-dir reports" in command
+    assert "-m baseline" in capture and "-m post_deploy" in command and "--postdeploy-report-dir reports" in command
     assert steps["publish JUnit"]["if"] == "always()" and steps["keep the report folder"]["if"] == "always()"
     assert steps["keep the report folder"]["with"]["path"] == "reports/"
     # Secrets come from the repository's secrets, never written in the file.
@@ -150,7 +150,7 @@ def test_gitlab_ci_jobs_fail_the_pipeline_on_no_go(tmp_path: Path, server, healt
     assert len(junits) == 3 and releases == {"2024.03.01"}  # the baseline's run, then the two sign-offs
 
 
-# A fleet across CI runners: each slice (--shard K/N) on a runner of its own, then the merge job.
+# A fleet across CI runners: each slice (--postdeploy-shard K/N) on a runner of its own, then the merge job.
 
 FLEET_TOML = """[[target]]
 name = "eu"
@@ -223,7 +223,7 @@ def test_github_actions_fleet_matrix_and_merge(server, tmp_path: Path):
     steps = {step.get("name"): step for step in signoff["steps"]}
     pinned(steps["install"]["run"], workflow["env"]["POSTDEPLOY_VERSION"])
     (command,) = [line for line in steps["sign off a slice"]["run"].splitlines() if line.startswith("pytest ")]
-    assert "--targets fleet.toml" in command and "--shard" in command
+    assert "--postdeploy-targets fleet.toml" in command and "--postdeploy-shard" in command
     keep = steps["keep the slice's report folder"]
     assert keep["if"] == "always()" and keep["with"]["path"] == "reports/"
     merge_steps = {step.get("name") or step["uses"]: step for step in merge["steps"]}

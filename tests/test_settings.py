@@ -75,7 +75,7 @@ def test_dotenv_is_read_the_environment_wins_and_bad_lines_are_named(tmp_path, m
 
 def test_env_target_needs_a_postgres_url(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    with pytest.raises(ConfigError, match="DATABASE_URL is not set.*--target demo"):
+    with pytest.raises(ConfigError, match="DATABASE_URL is not set.*--postdeploy-target demo"):
         env_target(allow_writes=False)
     monkeypatch.setenv("DATABASE_URL", "mysql://u:p@h/d")
     with pytest.raises(ConfigError, match="must be a postgresql:// URL"):

@@ -53,10 +53,10 @@ def test_shape_healthy_is_go_by_configuration(name, server, shape_templates, run
     for a in SHAPES[name].adjustments:
         assert a.wanted in text
     baseline = str(tmp_path / "baseline.json")
-    before = run_suite("-m", "baseline", "--config", str(config), "--baseline", baseline,
+    before = run_suite("-m", "baseline", "--postdeploy-config", str(config), "--postdeploy-baseline", baseline,
                        database_url=url, env=NO_DEFAULT_ORG, reports="baseline-run")
     assert before.exit_code == 0, before.output
-    run = run_suite("-m", "post_deploy", "--allow-writes", "--config", str(config), "--baseline", baseline,
+    run = run_suite("-m", "post_deploy", "--postdeploy-allow-writes", "--postdeploy-config", str(config), "--postdeploy-baseline", baseline,
                     database_url=url, env=NO_DEFAULT_ORG)
     assert run.exit_code == 0, run.output
     last = run.output.rstrip().splitlines()[-1]
@@ -78,7 +78,7 @@ def test_shape_fault_fails_its_criterion(fault, server, shape_templates, run_sui
     apply_fault(url, fault)
     baseline = tmp_path / "baseline.json"
     capture_to_file(url, load_settings(config, explicit=True), baseline)
-    run = run_suite("-m", "post_deploy", "--allow-writes", "--config", str(config), "--baseline", str(baseline),
+    run = run_suite("-m", "post_deploy", "--postdeploy-allow-writes", "--postdeploy-config", str(config), "--postdeploy-baseline", str(baseline),
                     database_url=url, env=NO_DEFAULT_ORG)
     assert run.exit_code == 1, run.output
     assert run.outcomes("failed") == set(spec.criteria), run.output
@@ -95,7 +95,7 @@ def test_cross_tenant_evidence_names_every_key_column(server, shape_templates, r
     url = _copy(server, shape_templates, "derived")
     config = _configure(url, "derived", tmp_path, server)
     apply_fault(url, "derived_cross_tenant_stock")
-    run = run_suite("-m", "tenancy", "--config", str(config), database_url=url, env=NO_DEFAULT_ORG)
+    run = run_suite("-m", "tenancy", "--postdeploy-config", str(config), database_url=url, env=NO_DEFAULT_ORG)
     failed = [c for c in run.signoff["criteria"] if c["outcome"] == "failed"]
     assert [c["name"] for c in failed] == ["test_tenant_consistent_along_foreign_keys"], run.output
     row = failed[0]["evidence"][0]
@@ -126,7 +126,7 @@ def test_config_errors_name_the_key(section, line, message, server, shape_templa
     key = line.split(" = ")[0]
     text = re.sub(rf"^{key} = .*\n", "", config.read_text(), flags=re.M)  # the line init wrote, if any
     config.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1))
-    run = run_suite("-m", "post_deploy", "--config", str(config), database_url=url, env=NO_DEFAULT_ORG)
+    run = run_suite("-m", "post_deploy", "--postdeploy-config", str(config), database_url=url, env=NO_DEFAULT_ORG)
     assert run.exit_code == 4, run.output
     assert message in run.output
     assert "Traceback" not in run.output
@@ -137,7 +137,7 @@ def test_signed_ledger_drift_evidence_names_the_balance_key(server, shape_templa
     url = _copy(server, shape_templates, "signed")
     config = _configure(url, "signed", tmp_path, server)
     apply_fault(url, "signed_ledger_drift")
-    run = run_suite("-m", "balance", "--config", str(config), database_url=url, env=NO_DEFAULT_ORG)
+    run = run_suite("-m", "balance", "--postdeploy-config", str(config), database_url=url, env=NO_DEFAULT_ORG)
     failed = [c for c in run.signoff["criteria"] if c["outcome"] == "failed"]
     assert [c["name"] for c in failed] == ["test_balances_reconcile_with_ledger"], run.output
     assert failed[0]["evidence"][0]["key"] == "product_id=1, warehouse_id=1"

@@ -17,17 +17,17 @@ from postdeploy.reference.variants import VARIANTS, apply_variant
 from postdeploy.signoff.settings import Settings
 
 # Criteria that are optional skips on a healthy deployment without extra options:
-# delivery needs --send-test-alert, RLS the RLS variant ([rls] enabled), the restore --restore-test.
+# delivery needs --postdeploy-send-test-alert, RLS the RLS variant ([rls] enabled), the restore --postdeploy-restore-test.
 OPTIONAL = {"test_alert_delivery", "test_row_level_security", "test_restore_latest_backup"}
 
 
 def test_healthy_deployment_is_go(server, healthy_url, run_suite, reference_app, tmp_path):
     baseline = str(tmp_path / "baseline.json")
-    before = run_suite("-m", "baseline", "--baseline", baseline, database_url=healthy_url, reports="baseline-run")
+    before = run_suite("-m", "baseline", "--postdeploy-baseline", baseline, database_url=healthy_url, reports="baseline-run")
     assert before.exit_code == 0, before.output
     assert before.outcomes("passed") == {"test_capture_baseline"}
     deployment = reference_app(healthy_url)
-    run = run_suite("-m", "post_deploy", "--allow-writes", "--baseline", baseline,
+    run = run_suite("-m", "post_deploy", "--postdeploy-allow-writes", "--postdeploy-baseline", baseline,
                     database_url=healthy_url, env=deployment.env)
     assert run.exit_code == 0, run.output
     signoff = run.signoff
@@ -65,12 +65,12 @@ def test_fault_fails_its_criterion(fault, server, healthy_url, run_suite, refere
         held = connect(healthy_url, autocommit=False)
         held.execute(spec.sql.encode())  # the transaction stays open, idle
     deployment = reference_app(healthy_url, env=spec.env)
-    args = ["--allow-writes", "--baseline", str(baseline), *spec.args]
+    args = ["--postdeploy-allow-writes", "--postdeploy-baseline", str(baseline), *spec.args]
     if config or spec.config:
         path = tmp_path / "fault.toml"
         # A variant adds objects outside the migrations: its runs compare with no release.
         path.write_text(server.backup_config + ("" if spec.variant else server.release_config) + config + spec.config)
-        args += ["--config", str(path)]
+        args += ["--postdeploy-config", str(path)]
     if held is not None:
         time.sleep(1.2)  # past the 1 s limit of the fault's config
     try:
@@ -149,7 +149,7 @@ def test_sessions_are_read_only(server, healthy_url):
 
 def test_json_and_html_tell_the_same_verdict(server, healthy_url, run_suite):
     apply_fault(healthy_url, "missing_trigger")
-    run = run_suite("-m", "post_deploy", "--release", "v2.4.0", "--ticket", "CHG-1234", database_url=healthy_url)
+    run = run_suite("-m", "post_deploy", "--postdeploy-release", "v2.4.0", "--postdeploy-ticket", "CHG-1234", database_url=healthy_url)
     html = (run.folder / "sign-off.html").read_text()
     assert "SIGN-OFF: NO-GO" in html
     assert "v2.4.0" in html and "CHG-1234" in html
@@ -160,7 +160,7 @@ def test_rls_variant_is_go_with_rls_checked(server, healthy_url, run_suite, refe
     config = tmp_path / "rls.toml"
     config.write_text(apply_variant(healthy_url, "rls"))
     deployment = reference_app(healthy_url)
-    run = run_suite("-m", "tenancy", "--config", str(config), database_url=healthy_url, env=deployment.env)
+    run = run_suite("-m", "tenancy", "--postdeploy-config", str(config), database_url=healthy_url, env=deployment.env)
     assert run.exit_code == 0, run.output
     assert "test_row_level_security" in run.outcomes("passed")
     observed = next(c["observed"] for c in run.signoff["criteria"] if c["name"] == "test_row_level_security")

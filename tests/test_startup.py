@@ -41,7 +41,7 @@ def test_collect_only_imports_no_database_or_http_library():
 def test_database_criteria_import_no_http_or_container_library(server, healthy_url, tmp_path):
     modules, output = imported(
         "-m", "post_deploy and (balance or tenancy or data or migration) and not health", "-k", "not cross_org",
-        f"--report-dir={tmp_path / 'reports'}", str(ROOT / "verifications"),
+        f"--postdeploy-report-dir={tmp_path / 'reports'}", str(ROOT / "verifications"),
         env={"DATABASE_URL": healthy_url}, cwd=str(tmp_path),
     )
     assert "psycopg" in modules, output

@@ -130,7 +130,7 @@ def test_restore_latest_backup(backups, restore_requested, scratch_server, rehea
         )
         return
     if not restore_requested:
-        signoff.skip("restore test not requested (--restore-test or backup.restore_test = true)", blocking=False)
+        signoff.skip("restore test not requested (--postdeploy-restore-test or backup.restore_test = true)", blocking=False)
     inventory = backups.listed(signoff)
     if not inventory.fetchable:
         signoff.skip(inventory.not_fetchable_reason, blocking=False)

@@ -47,7 +47,7 @@ def test_balances_reconcile_with_ledger(balances_kept, balance_model, ledger, si
 def test_trigger_keeps_balances_current(balance_trigger, balance_model, catalog, target, settings, signoff):
     """Verify trigger created: insert, insert for a new key, update and delete keep the balance current (rolled back)."""
     if not target.allow_writes:
-        signoff.skip("the target does not allow writes (set signoff.allow_writes or pass --allow-writes)", blocking=False)
+        signoff.skip("the target does not allow writes (set signoff.allow_writes or pass --postdeploy-allow-writes)", blocking=False)
     if settings.balance.ledger_quantity_sql or settings.balance.ledger_where:
         # The probe copies ledger rows and expects their quantity column to move the balance as is.
         signoff.skip(

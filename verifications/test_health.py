@@ -60,7 +60,7 @@ def test_deployed_version(app, settings, expected_release, signoff):
                       evidence=[{"request": reply.summary(), "body": reply.excerpt()}])
     signoff.check(
         not expected or deployed == expected,
-        wanted=f"release {expected}" if expected else "a deployed version (no expected release: give --release or RELEASE_VERSION)",
+        wanted=f"release {expected}" if expected else "a deployed version (no expected release: give --postdeploy-release or RELEASE_VERSION)",
         observed=f"{deployed} (from {path})",
     )
 

@@ -56,7 +56,7 @@ def test_alert_routes_configured(alerting_declared, alert_routes, signoff):
 def test_alert_delivery(alerting_declared, alert_routes, send_test_alert, settings, signoff):
     """Test alert delivery: a test message reaches Slack; a PagerDuty trigger is accepted and resolved."""
     if not send_test_alert:
-        signoff.skip("delivery not tested: run with --send-test-alert to send a test alert", blocking=False)
+        signoff.skip("delivery not tested: run with --postdeploy-send-test-alert to send a test alert", blocking=False)
     if not alert_routes.describe():
         signoff.skip("no alert route configured: nothing to send a test alert to", blocking=True)
     if alert_routes.problems():

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make a Docker engine and a PostgreSQL image available WITHOUT any image
-# registry, for `--target container` and CI.
+# registry, for `--postdeploy-target container` and CI.
 #
 #   . .venv/bin/activate                        # the project's venv (see PYTHON)
 #   bash tests/docker/build-image.sh            # idempotent; exit 0 = usable
@@ -191,7 +191,7 @@ start_engine() {
 	done
 	say "last lines of $DOCKERD_LOG (final attempt):"
 	tail -n "+$from" "$DOCKERD_LOG" | tail -n 20 | sed 's/^/    /' >&2
-	die 2 "could not start a Docker engine with any flag set; last reason: ${why:-unknown}. Container tests cannot run here (use --target demo)."
+	die 2 "could not start a Docker engine with any flag set; last reason: ${why:-unknown}. Container tests cannot run here (use --postdeploy-target demo)."
 }
 
 # ------------------------------------------------------------------- image --
