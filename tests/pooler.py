@@ -28,7 +28,7 @@ class PgBouncer:
     """Started on construction in front of the server `admin_url` names (TCP or a Unix socket);
     `url(database)` reaches any of its databases through the pool."""
 
-    def __init__(self, admin_url: str, mode: str) -> None:
+    def __init__(self, admin_url: str, mode: str, users: tuple[str, ...] = ()) -> None:
         parts = urlsplit(admin_url)
         socket_dir = parse_qs(parts.query).get("host", [""])[0]
         host = socket_dir or parts.hostname or "127.0.0.1"
@@ -37,7 +37,7 @@ class PgBouncer:
         self.port = free_port()
         self.folder = Path(tempfile.mkdtemp(prefix=f"pgbouncer-{mode}-"))
         os.chmod(self.folder, 0o755)
-        (self.folder / "userlist.txt").write_text(f'"{self.user}" ""\n')
+        (self.folder / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in (self.user, *users)))
         (self.folder / "pgbouncer.ini").write_text(
             "[databases]\n"
             f"* = host={host} port={parts.port or 5432}\n"
@@ -56,12 +56,12 @@ class PgBouncer:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
 
-    def url(self, database: str) -> str:
-        return urlunsplit(("postgresql", f"{self.user}@127.0.0.1:{self.port}", f"/{database}", "", ""))
+    def url(self, database: str, user: str = "") -> str:
+        return urlunsplit(("postgresql", f"{user or self.user}@127.0.0.1:{self.port}", f"/{database}", "", ""))
 
-    def url_for(self, direct_url: str) -> str:
-        """The pooled URL of the database a direct URL names."""
-        return self.url(urlsplit(direct_url).path.lstrip("/"))
+    def url_for(self, direct_url: str, user: str = "") -> str:
+        """The pooled URL of the database a direct URL names (as `user`, else the server's)."""
+        return self.url(urlsplit(direct_url).path.lstrip("/"), user)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 15

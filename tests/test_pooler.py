@@ -9,7 +9,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from pooler import BINARY, PgBouncer
 from test_balance import SETTINGS, Writer, model_for
@@ -34,15 +36,31 @@ def poolers(server) -> Iterator[dict[str, PgBouncer]]:
     started: dict[str, PgBouncer] = {}
     try:
         for mode in MODES:
-            started[mode] = PgBouncer(server.admin_url, mode)
+            started[mode] = PgBouncer(server.admin_url, mode, users=(read_only_role(server),))
         yield started
     finally:
         for pooler in started.values():
             pooler.stop()
 
 
-def sign_off(run_suite, url: str, deployment, baseline: Path, reports: str):
-    return run_suite("-m", "post_deploy", "--allow-writes", "--baseline", str(baseline),
+def read_only_role(server) -> str:
+    return f"{server.prefix}ro"  # roles are the whole server's: one per test server
+
+
+@pytest.fixture
+def read_only(server) -> Iterator[str]:
+    """A login role with only pg_read_all_data and pg_monitor, as docs/configuration.md advises."""
+    role = sql.Identifier(read_only_role(server))
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        conn.execute(sql.SQL("GRANT pg_read_all_data, pg_monitor TO {}").format(role))
+    yield read_only_role(server)
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE {}").format(role))
+
+
+def sign_off(run_suite, url: str, deployment, baseline: Path, reports: str, *args: str):
+    return run_suite("-m", "post_deploy", "--baseline", str(baseline), *args,
                      database_url=url, env=deployment.env, reports=reports)
 
 
@@ -67,15 +85,28 @@ def test_pooled_signoff_matches_direct(fault, server, poolers, healthy_url, run_
     if spec and spec.after_baseline:
         apply_fault(healthy_url, fault)
     deployment = reference_app(healthy_url)  # the application itself keeps its direct URL
-    direct = sign_off(run_suite, healthy_url, deployment, baseline, "direct")
+    direct = sign_off(run_suite, healthy_url, deployment, baseline, "direct", "--allow-writes")
     expected = verdict_of(direct)
     if spec is None:
         assert direct.exit_code == 0 and expected["verdict"] == "GO", direct.output
     else:
         assert {n for n, o in expected["outcomes"].items() if o == "failed"} == set(spec.criteria), direct.output
     for mode, pooler in poolers.items():
-        pooled = sign_off(run_suite, pooler.url_for(healthy_url), deployment, baseline, mode)
+        pooled = sign_off(run_suite, pooler.url_for(healthy_url), deployment, baseline, mode, "--allow-writes")
         assert "unsupported startup parameter" not in pooled.output
+        assert verdict_of(pooled) == expected, f"{mode} mode:\n{pooled.output}"
+
+
+def test_read_only_role_through_the_pool_signs_off_as_the_owner_does(server, poolers, read_only, healthy_url,
+                                                                     run_suite, reference_app, tmp_path):
+    """pg_read_all_data and pg_monitor are enough, through a pooler too (without --allow-writes,
+    which a read-only role could not honour)."""
+    baseline = tmp_path / "baseline.json"
+    capture_to_file(healthy_url, Settings(), baseline)
+    deployment = reference_app(healthy_url)
+    expected = verdict_of(sign_off(run_suite, healthy_url, deployment, baseline, "direct"))
+    for mode, pooler in poolers.items():
+        pooled = sign_off(run_suite, pooler.url_for(healthy_url, read_only), deployment, baseline, mode)
         assert verdict_of(pooled) == expected, f"{mode} mode:\n{pooled.output}"
 
 
