@@ -5,6 +5,8 @@ while an application writes through the same pool."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,11 +30,12 @@ MODES = ("transaction", "session")
 # cross-tenant row (the same pass, tenancy) and a failed migration (plain catalog reads).
 FAULTS_TRIED = ("balance_off_by_one", "ledger_tenant_mismatch", "failed_migration")
 
+pytestmark = pytest.mark.skipif(not os.access(BINARY, os.X_OK),
+                                reason="Debian's pgbouncer is not installed (.ci/run installs it: apt-get install pgbouncer)")
+
 
 @pytest.fixture(scope="session")
 def poolers(server) -> Iterator[dict[str, PgBouncer]]:
-    if not os.access(BINARY, os.X_OK):
-        pytest.skip("Debian's pgbouncer is not installed (.ci/run installs it: apt-get install pgbouncer)")
     started: dict[str, PgBouncer] = {}
     try:
         for mode in MODES:
@@ -153,3 +156,31 @@ def test_no_false_mismatch_with_a_writer_through_the_same_pool(server, poolers, 
         "test_balances_reconcile_with_ledger", "test_balances_populated", "test_tenant_consistent_along_foreign_keys",
         "test_no_rows_lost", "test_ledger_history_unchanged",
     }, suite.output
+
+
+def test_statement_mode_is_one_line_exit_4(server, healthy_url, run_suite):
+    """Statement pooling refuses every transaction block, and every read of the suite is one."""
+    pooler = PgBouncer(server.admin_url, "statement")
+    try:
+        run = run_suite("-m", "post_deploy", database_url=pooler.url_for(healthy_url))
+    finally:
+        pooler.stop()
+    assert run.exit_code == 4, run.output
+    lines = run.output.strip().splitlines()
+    assert len(lines) == 1 and "the pooler runs in statement mode" in lines[0], run.output
+
+
+def test_init_through_the_pool_writes_what_direct_writes(server, poolers, healthy_url, tmp_path):
+    """`postdeploy init` reads the catalog through a pooler in transaction mode as it does direct."""
+    written = {}
+    for label, url in (("direct", healthy_url), ("pooled", poolers["transaction"].url_for(healthy_url))):
+        folder = tmp_path / label
+        folder.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"DATABASE_URL": url}
+        done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        written[label] = [line for line in (folder / "postdeploy.toml").read_text().splitlines()
+                          if "postgresql://" not in line]
+    assert written["pooled"] == written["direct"]
+    assert any(line.startswith("ledger = ") for line in written["pooled"])
