@@ -145,8 +145,10 @@ def test_no_false_mismatch_with_a_writer_through_the_same_pool(server, poolers, 
             for n in range(12):  # one session, and two sharing an exported snapshot through the pool
                 passes.append(run([conn] if n % 2 else [conn, second], spec))
                 time.sleep(0.03)
+            config = tmp_path / "workers.toml"  # xdist workers even for this small ledger: the hand-off too
+            config.write_text(server.backup_config + "\n[database]\nparallel_min_ledger_rows = 0\n")
             suite = run_suite("-m", "post_deploy", "-k", "reconcile or populated or consistent or rows_lost or history",
-                              "--baseline", str(baseline), database_url=url)
+                              "-n", "2", "--baseline", str(baseline), "--config", str(config), database_url=url)
     assert writer.error is None, writer.error
     assert writer.inserted > 50
     assert [(p.balance.drifted, p.balance.missing, p.cross_tenant) for p in passes] == [(0, 0, [])] * len(passes)
