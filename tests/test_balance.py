@@ -135,7 +135,8 @@ class Writer:
 
     def _run(self) -> None:
         try:
-            with psycopg.connect(self.url, autocommit=True, application_name="app-writer") as conn:
+            # no prepared statements: an application behind a pooler in transaction mode must do without
+            with psycopg.connect(self.url, autocommit=True, application_name="app-writer", prepare_threshold=None) as conn:
                 keys = conn.execute(
                     'SELECT "orgId", "itemId", "locationId" FROM "InventoryBalance" ORDER BY 2, 3 LIMIT 20'
                 ).fetchall()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from postdeploy.signoff.redact import redact, redact_url, remember_secret
+from postdeploy.signoff.redact import redact, redact_url, remember_secret, remember_url
 from postdeploy.signoff.settings import ConfigError, Settings, load_settings
 from postdeploy.targets.env import env_target, load_environment
 
@@ -91,3 +91,14 @@ def test_redaction_masks_passwords_tokens_and_remembered_secrets():
     # Another session's SQL shown as evidence (a stuck session's query).
     assert "s3cret" not in redact("ALTER ROLE app WITH LOGIN PASSWORD 's3cret'")
     assert redact("the user or password was refused") == "the user or password was refused"
+
+
+def test_redaction_masks_tls_passphrase_and_file_paths():
+    """A URL's TLS parameters: the key's passphrase and every file path, also where libpq quotes them."""
+    remember_url("postgresql://app@db/x?sslmode=verify-full&sslrootcert=/etc/certs/ca.pem&sslkey=/home/me/.pg/k.key"
+                 "&sslcert=/home/me/.pg/c.crt&sslpassword=pass-phrase-1")
+    text = redact('could not load private key file "/home/me/.pg/k.key": bad decrypt; sslpassword=other-9'
+                  " sslrootcert=/else/ca.pem /etc/certs/ca.pem host=db sslkey='/q/k.key'")
+    for secret in ("k.key", "pass-phrase-1", "other-9", "ca.pem"):
+        assert secret not in text
+    assert "bad decrypt" in text and "host=db" in text

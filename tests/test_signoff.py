@@ -129,22 +129,27 @@ def test_marker_selection_runs_one_area(server, healthy_url, run_suite, referenc
 
 
 def test_sessions_are_read_only(server, healthy_url):
-    from postdeploy.database.session import connect
+    """Read-only with limits in every transaction, the implicit ones and the explicit ones, and
+    nothing set for the session (a pooler in transaction mode would not keep it)."""
+    from postdeploy.database.session import connect, snapshot
     from postdeploy.signoff.settings import DatabaseSettings
 
+    query = ("SELECT name, setting FROM pg_settings WHERE name IN ('transaction_read_only', 'statement_timeout',"
+             " 'lock_timeout', 'idle_in_transaction_session_timeout', 'application_name')")
     with connect(healthy_url, DatabaseSettings()) as conn:
-        settings = dict(
-            conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN "
-                "('default_transaction_read_only', 'statement_timeout', 'lock_timeout',"
-                " 'idle_in_transaction_session_timeout', 'application_name')"
-            ).fetchall()
-        )
+        statement = dict(conn.execute(query).fetchall())
+        with snapshot(conn):
+            snapshotted = dict(conn.execute(query).fetchall())
+        with conn.transaction():
+            explicit = dict(conn.execute(query).fetchall())
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute('DELETE FROM "Organization"')
-    assert settings["default_transaction_read_only"] == "on"
-    assert settings["application_name"] == "postdeploy"
-    assert all(int(settings[k]) > 0 for k in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"))
+        session = conn.pgconn.parameter_status(b"default_transaction_read_only")
+    assert session == b"off"  # the server's default: no start-up options
+    for settings in (statement, snapshotted, explicit):
+        assert settings["transaction_read_only"] == "on"
+        assert settings["application_name"] == "postdeploy"
+        assert all(int(settings[k]) > 0 for k in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"))
 
 
 def test_json_and_html_tell_the_same_verdict(server, healthy_url, run_suite):
