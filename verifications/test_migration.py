@@ -18,8 +18,7 @@ def _history(migration_history, settings, signoff):
     table is missing."""
     if settings.migration.tool == "none":
         signoff.not_applicable("a migration history", '[migration] tool = "none"')
-    reader = reader_for(settings.migration)
-    table = ", ".join(reader.tables[:1]) if reader else settings.migration.table
+    table = reader_for(settings.migration).tables[0]
     return signoff.require(migration_history, f"{settings.migration.tool} history table {table}")
 
 
@@ -193,7 +192,8 @@ def test_applied_migrations_match_release(migration_history, release, rehearsal,
     rehearsed = f"; {rehearsal.summary()}" if rehearsal else ""
     signoff.check(
         not problems and not steps,
-        wanted=f"the {len(release.migrations)} migrations of {release.folder.name}/ applied with their checksums, no other",
+        wanted=f"the {len(release.migrations)} migrations of {release.folder.name}/ applied"
+        + (" with their checksums" if any(m.digest for m in release.migrations) else "") + ", no other",
         observed=(f"{len(problems)} differ" if problems else f"all {len(release.migrations)} applied as released")
         + (f"; {len(steps)} after_migrate step(s) failed" if steps else "")
         + rehearsed,
