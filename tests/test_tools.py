@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import psycopg
 import pytest
 
 from postdeploy.migration.scratch import portable_url
+from postdeploy.migration.tools import READERS
 
 PROJECTS = Path(__file__).resolve().parent / "migrations"
 TOOLS_CACHE = Path(os.environ.get("POSTDEPLOY_TOOLS_CACHE") or Path.home() / ".cache" / "postdeploy-tools")
@@ -31,6 +33,7 @@ NPM_PACKAGES = ("drizzle-kit@0.31", "drizzle-orm@0.45", "pg@8", "knex@3", "typeo
                 "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2")
 HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied",
                     "test_applied_migrations_match_release")
+SCHEMA_CRITERION = "test_schema_matches_release"
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +77,7 @@ class Tool:
     # The history records a time or a head, not a name: a migration taken out of the release can
     # no longer be named, so its requirement is unproven too (never a false GO).
     named_by_release: bool = False
+    items: str = "items"  # the table our second migration creates
     extra: dict[str, str] = field(default_factory=dict)
 
     def files(self, project: Path) -> list[Path]:
@@ -220,7 +224,8 @@ TOOLS = {t.name: t for t in (
                                                      "--no-dump-schema", "up"], {})),
     Alembic("alembic", "alembic", lambda url, m: ([sys.executable, "-m", "alembic", "upgrade", "head"], {}), node=False,
             named_by_release=True),
-    Django("django", ".", lambda url, m: ([sys.executable, "manage.py", "migrate"], {}), node=False),
+    Django("django", ".", lambda url, m: ([sys.executable, "manage.py", "migrate"], {}), node=False,
+           items="inventory_item"),
     Sqitch("sqitch", ".", _sqitch, node=False, checksums=True),
 )}
 
@@ -235,9 +240,9 @@ def _apply(tool: Tool, project: Path, url: str, modules: Path | None) -> None:
     assert done.returncode == 0, f"{tool.name} failed: {done.stdout[-2000:]}\n{done.stderr[-2000:]}"
 
 
-def _criteria(run_suite, project: Path, url: str, reports: str):
-    run = run_suite("-m", "post_deploy", "-k", " or ".join(HISTORY_CRITERIA), "--config",
-                    str(project / "postdeploy.toml"), database_url=url, reports=f"reports-{reports}")
+def _criteria(run_suite, project: Path, url: str, reports: str, env: dict[str, str] | None = None):
+    run = run_suite("-m", "post_deploy", "-k", " or ".join((*HISTORY_CRITERIA, SCHEMA_CRITERION)), "--config",
+                    str(project / "postdeploy.toml"), database_url=url, reports=f"reports-{reports}", env=env)
     return run, {c["name"]: c for c in run.signoff["criteria"]}
 
 
@@ -263,8 +268,24 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     assert f'tool = "{name}"' in written, written
     assert f"{name} migration folder" in done.stdout, done.stdout
 
-    run, criteria = _criteria(run_suite, project, url, "healthy")
-    assert {n: criteria[n]["outcome"] for n in HISTORY_CRITERIA} == dict.fromkeys(HISTORY_CRITERIA, "passed"), run.output
+    # The release's schema: plain SQL is applied by the scratch server, code by the tool's own
+    # command ([migration] apply, the command we migrated with) on a throwaway database.
+    env = {"NODE_PATH": str(modules)} if modules else {}
+    if not READERS[name].plain_sql:
+        argv, extra = tool.command("", modules or Path())  # the URL comes from DATABASE_URL
+        env |= extra
+        config = project / "postdeploy.toml"
+        config.write_text(config.read_text().replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1))
+    run, criteria = _criteria(run_suite, project, url, "healthy", env)
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
+
+    hotfix = server.create_database(f"{name.replace('-', '_')}_hotfix", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+    with psycopg.connect(hotfix, autocommit=True) as conn:  # a column added by hand, outside any migration
+        conn.execute(f"ALTER TABLE {tool.items} ADD COLUMN hotfix integer")
+    run, criteria = _criteria(run_suite, project, hotfix, "hotfix", env)
+    assert {n for n in wanted if criteria[n]["outcome"] == "failed"} == {SCHEMA_CRITERION}, run.output
+    assert f"{tool.items}.hotfix" in _text(criteria[SCHEMA_CRITERION]), run.output
 
     faults: list[tuple[str, Callable[[Path], str], str]] = [
         ("pending", tool.add_pending, "pending: never applied"),
@@ -276,8 +297,10 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
         copy = tmp_path / fault
         shutil.copytree(project, copy)
         migration = plant(copy)
-        run, criteria = _criteria(run_suite, copy, url, fault)
+        run, criteria = _criteria(run_suite, copy, url, fault, env)
         failed = {n for n in HISTORY_CRITERIA if criteria[n]["outcome"] == "failed"}
+        # A pending or unknown migration changes what the release builds too; an edit here is a comment.
+        assert fault != "edited" or criteria[SCHEMA_CRITERION]["outcome"] == "passed", (fault, run.output)
         also = {"test_required_migrations_applied"} if fault == "unknown" and tool.named_by_release else set()
         assert failed == {"test_applied_migrations_match_release", *also}, (fault, run.output)
         assert migration in _text(criteria["test_applied_migrations_match_release"]), (fault, migration, run.output)
@@ -293,6 +316,6 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
             conn.execute(tool.failed)
     else:
         return
-    run, criteria = _criteria(run_suite, project, url, "failed")
+    run, criteria = _criteria(run_suite, project, url, "failed", env)
     assert criteria["test_no_failed_migration"]["outcome"] == "failed", run.output
     assert broken in _text(criteria["test_no_failed_migration"]), run.output
