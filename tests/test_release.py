@@ -15,10 +15,9 @@ import pytest
 from postdeploy import reference
 from postdeploy.migration.deploy import DeployRefused, deploy
 from postdeploy.migration.drift import compare, describe
-from postdeploy.migration.history import history
 from postdeploy.migration.release import load_release
 from postdeploy.migration.status import compare as status
-from postdeploy.database.catalog import Table
+from postdeploy.migration.tools.prisma import Prisma
 
 INIT = "20240101000000_init"
 
@@ -93,7 +92,7 @@ def test_status_names_edited_pending_unknown_and_rolled_back(server, tmp_path):
         conn.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = '2_b'")
         conn.execute("INSERT INTO _prisma_migrations (id, checksum, migration_name, finished_at)"
                      " VALUES (gen_random_uuid()::text, 'x', '0_gone', now())")
-        found = status(history(conn, Table("public", "_prisma_migrations")), load_release(folder))
+        found = status(Prisma().read(conn, "public", None), load_release(folder))
     by_name = {p.migration: p for p in found}
     assert by_name["1_a"].problem == "modified after it was applied"
     assert by_name["1_a"].folder_checksum != by_name["1_a"].recorded_checksum
@@ -115,16 +114,15 @@ def test_previous_release_and_its_rolled_back_rows(server, tmp_path):
     assert previous.content_hash() != release.content_hash()  # its schema is built and cached apart
     url = server.create_database("rolledback")
     deploy(url, release)
-    table = Table("public", "_prisma_migrations")
     with psycopg.connect(url, autocommit=True) as conn:
-        (still,) = status(history(conn, table), previous)
+        (still,) = status(Prisma().read(conn, "public", None), previous)
         assert still.migration == "2_b" and still.problem.startswith("applied in the database after the rollback")
         conn.execute("UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = '2_b'")
-        assert status(history(conn, table), previous) == []
+        assert status(Prisma().read(conn, "public", None), previous) == []
         conn.execute("DELETE FROM _prisma_migrations WHERE migration_name = '2_b'")
-        assert status(history(conn, table), previous) == []
+        assert status(Prisma().read(conn, "public", None), previous) == []
         # Against the release itself, the rolled-back row is still what it was: pending.
-        assert [p.problem for p in status(history(conn, table), release)] == ["pending: never applied"]
+        assert [p.problem for p in status(Prisma().read(conn, "public", None), release)] == ["pending: never applied"]
 
 
 def test_rolled_back_settings_leave_out_what_the_previous_release_never_had():

@@ -3,49 +3,59 @@
 import pytest
 
 from postdeploy.migration.drift import compare as compare_schema, describe as describe_schema
-from postdeploy.migration.plugin import NOT_CONFIGURED
+from postdeploy.migration.plugin import NOT_CONFIGURED, history_tables
 from postdeploy.migration.release import ReleaseError
 from postdeploy.migration.status import compare as compare_status
+from postdeploy.migration.tools import reader_for
 
 pytestmark = [pytest.mark.post_deploy, pytest.mark.migration]
 
 BALANCE_EVENTS = {"INSERT", "UPDATE", "DELETE"}
 
 
-def test_no_failed_migration(prisma_history, settings, signoff):
-    """All migrations completed successfully: no failed Prisma migration."""
-    history = signoff.require(prisma_history, f"table {settings.migration.table}")
-    failed = [m for m in history if m.failed]
+def _history(migration_history, settings, signoff):
+    """The tool's history; not applicable when the application declares none, failed when its
+    table is missing."""
+    if settings.migration.tool == "none":
+        signoff.not_applicable("a migration history", '[migration] tool = "none"')
+    table = reader_for(settings.migration).tables[0]
+    return signoff.require(migration_history, f"{settings.migration.tool} history table {table}")
+
+
+def test_no_failed_migration(migration_history, settings, signoff):
+    """All migrations completed successfully: no failed or dirty migration, no migration lock left held."""
+    history = _history(migration_history, settings, signoff)
+    failed = history.failed
     signoff.check(
-        not failed,
-        wanted="every migration finished or rolled back",
-        observed=f"{len(failed)} failed of {len(history)} recorded",
+        not failed and not history.locks,
+        wanted="every migration finished or rolled back, no migration lock held",
+        observed=f"{len(failed)} failed of {len(history.entries)} recorded in {history.table}"
+        + (f"; {len(history.locks)} lock(s) held" if history.locks else ""),
         evidence=[
-            {"migration": m.migration_name, "started": m.started_at, "log": m.first_log_lines()}
-            for m in failed
+            *({"migration": m.name, "state": m.state, "started": m.at, "log": m.detail} for m in failed),
+            *({"migration": lock, "state": "lock held", "started": None, "log": ""} for lock in history.locks),
         ],
         identity=lambda row: row["migration"],
     )
 
 
-def test_required_migrations_applied(prisma_history, settings, signoff):
-    """All migrations completed successfully: every required Prisma migration is applied."""
-    history = signoff.require(prisma_history, f"table {settings.migration.table}")
+def test_required_migrations_applied(migration_history, settings, signoff):
+    """All migrations completed successfully: every required migration is applied."""
+    history = _history(migration_history, settings, signoff)
+    if not history.entries:
+        signoff.check(False, wanted="the applied migrations recorded", observed=history.describe_empty())
     required = settings.migration.required
-    missing = [name for name in required if not any(m.applied and m.matches(name) for m in history)]
+    missing = [name for name in required if not any(m.applied and m.matches(name) for m in history.entries)]
     signoff.check(
         not missing,
-        wanted=f"applied: {', '.join(required)}",
-        observed=f"missing: {', '.join(missing)}" if missing else f"all {len(required)} applied",
+        wanted=f"applied: {', '.join(required)}" if required else f"applied migrations in {history.table}",
+        observed=f"missing: {', '.join(missing)}" if missing
+        else f"all {len(required)} applied" if required else f"{len(history.applied)} applied",
         evidence=[
             {
                 "required": name,
-                "recorded as": ", ".join(
-                    f"{m.migration_name} (finished {m.finished_at}, rolled back {m.rolled_back_at})"
-                    for m in history
-                    if m.matches(name)
-                )
-                or "no row",
+                "recorded as": ", ".join(f"{m.name} ({m.state}, {m.at})" for m in history.entries if m.matches(name))
+                or f"no row in {history.table}",
             }
             for name in missing
         ],
@@ -172,17 +182,18 @@ def test_balance_table_and_trigger(balance_trigger, catalog, settings, signoff):
     )
 
 
-def test_applied_migrations_match_release(prisma_history, release, rehearsal, settings, signoff):
+def test_applied_migrations_match_release(migration_history, release, rehearsal, settings, signoff):
     """Review migration scripts: the migrations applied are the release's files, unchanged, none pending or unknown."""
     if release is None:
         signoff.not_applicable("a release migration folder to compare with", NOT_CONFIGURED)
-    history = signoff.require(prisma_history, f"table {settings.migration.table}")
+    history = _history(migration_history, settings, signoff)
     problems = compare_status(history, release)
     steps = [s for s in rehearsal.steps if s.error] if rehearsal else []
     rehearsed = f"; {rehearsal.summary()}" if rehearsal else ""
     signoff.check(
         not problems and not steps,
-        wanted=f"the {len(release.migrations)} migrations of {release.folder.name}/ applied with their checksums, no other",
+        wanted=f"the {len(release.migrations)} migrations of {release.folder.name}/ applied"
+        + (" with their checksums" if any(m.digest for m in release.migrations) else "") + ", no other",
         observed=(f"{len(problems)} differ" if problems else f"all {len(release.migrations)} applied as released")
         + (f"; {len(steps)} after_migrate step(s) failed" if steps else "")
         + rehearsed,
@@ -194,9 +205,12 @@ def test_schema_matches_release(catalog, release, release_schema, settings, sign
     """Test on staging database first: the schema is what the release's migrations build, nothing more or less."""
     if release is None:
         signoff.not_applicable("a release migration folder to build the schema from", NOT_CONFIGURED)
+    if release_schema is None:
+        signoff.not_applicable(f"the schema {release.tool}'s migrations build (code, not plain SQL)",
+                               '[migration] apply = "<the tool\'s migrate command>" not set')
     if isinstance(release_schema, ReleaseError):
         signoff.check(False, wanted="the release's migrations build a schema", observed=str(release_schema))
-    have = describe_schema(catalog.conn, catalog.schemas, skip_tables=(settings.migration.table,))
+    have = describe_schema(catalog.conn, catalog.schemas, skip_tables=history_tables(settings))
     drifts = compare_schema(have, release_schema.schema, settings.migration.ignore)
     counts = {c: sum(d.change == c for d in drifts) for c in ("extra", "missing", "changed")}
     signoff.check(

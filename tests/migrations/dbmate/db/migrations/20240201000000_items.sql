@@ -1,0 +1,9 @@
+-- migrate:up
+CREATE TABLE items (
+    id serial PRIMARY KEY,
+    org_id integer NOT NULL REFERENCES organizations (id),
+    quantity integer NOT NULL DEFAULT 0
+);
+
+-- migrate:down
+DROP TABLE items;

@@ -1,0 +1,3 @@
+BEGIN;
+CREATE TABLE organizations (id serial PRIMARY KEY, name text NOT NULL);
+COMMIT;

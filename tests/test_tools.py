@@ -1,0 +1,321 @@
+"""Each installable migration tool, for real: our own small project per tool (tests/migrations/)
+is applied by the tool itself, `postdeploy init` names the tool, the healthy copy passes the
+history criteria, and each planted fault fails its criterion naming the migration.
+
+The Node tools are installed once per machine into a cache outside the checkout
+($POSTDEPLOY_TOOLS_CACHE, else ~/.cache/postdeploy-tools); alembic and Django come with the
+`[test]` extra; sqitch is Debian's (`.ci/run` installs it)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from postdeploy.migration.scratch import portable_url
+from postdeploy.migration.tools import READERS
+
+PROJECTS = Path(__file__).resolve().parent / "migrations"
+TOOLS_CACHE = Path(os.environ.get("POSTDEPLOY_TOOLS_CACHE") or Path.home() / ".cache" / "postdeploy-tools")
+NPM_PACKAGES = ("drizzle-kit@0.31", "drizzle-orm@0.45", "pg@8", "knex@3", "typeorm@1", "ts-node@10", "typescript@5",
+                "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2")
+HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied",
+                    "test_applied_migrations_match_release")
+SCHEMA_CRITERION = "test_schema_matches_release"
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """The Node tools, installed once per machine (one installer at a time)."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed: drizzle-kit, knex, typeorm, sequelize-cli, node-pg-migrate and dbmate"
+                    " cannot be installed (install Node.js 20 with npm)")
+    TOOLS_CACHE.mkdir(parents=True, exist_ok=True)
+    marker = TOOLS_CACHE / "installed.json"
+    with (TOOLS_CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.is_file() or json.loads(marker.read_text()) != list(NPM_PACKAGES):
+            done = subprocess.run(["npm", "install", "--prefix", str(TOOLS_CACHE), "--no-audit", "--no-fund",
+                                   *NPM_PACKAGES], capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                pytest.skip(f"npm install of the Node migration tools failed: {done.stderr.strip()[-300:]}")
+            marker.write_text(json.dumps(list(NPM_PACKAGES)))
+    return TOOLS_CACHE / "node_modules"
+
+
+def _bump(path: Path) -> Path:
+    """A copy of a migration file one version later (its number + 1, in its name and its text),
+    never applied: the release has a migration the database has not."""
+    number = re.match(r"\d+", path.name).group()
+    later = str(int(number) + 1).zfill(len(number))
+    copy = path.with_name(later + path.name[len(number):])
+    copy.write_text(path.read_text().replace(number, later))
+    return copy
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    folder: str  # the release folder, inside the project
+    command: Callable[[str, Path], tuple[list[str], dict[str, str]]]  # (url, node_modules) -> argv, environment
+    node: bool = True
+    checksums: bool = False  # the tool records one: an edited migration is caught
+    migrations: str = r"\d+[-_].+"  # the migration files of the folder, in order
+    failed: str = ""  # SQL that leaves what the tool leaves when a run dies midway ("": the tool leaves nothing)
+    # The history records a time or a head, not a name: a migration taken out of the release can
+    # no longer be named, so its requirement is unproven too (never a false GO).
+    named_by_release: bool = False
+    items: str = "items"  # the table our second migration creates
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def files(self, project: Path) -> list[Path]:
+        return sorted(p for p in (project / self.folder).iterdir() if re.fullmatch(self.migrations, p.name))
+
+    def add_pending(self, project: Path) -> str:
+        """A new migration in the release, never applied; its name as the release names it."""
+        return _bump(self.files(project)[-1]).name
+
+    def drop_last(self, project: Path) -> str:
+        """The newest applied migration taken out of the release; its name as the history records it."""
+        last = self.files(project)[-1]
+        last.unlink()
+        return last.name
+
+    def edit_first(self, project: Path) -> str:
+        first = self.files(project)[0]
+        first.write_text(first.read_text() + "\n-- edited after it was applied\n")
+        return first.name
+
+
+def _bin(name: str) -> Callable[[str, Path], tuple[list[str], dict[str, str]]]:
+    return lambda url, modules: ([str(modules / ".bin" / name), *TOOL_ARGS[name]], {})
+
+
+TOOL_ARGS = {"knex": ["migrate:latest"], "drizzle-kit": ["migrate"], "node-pg-migrate": ["up"]}
+
+
+class Drizzle(Tool):
+    """The journal names the migrations: a new one is a journal entry, a dropped one leaves it."""
+
+    def _journal(self, project: Path) -> tuple[Path, dict]:
+        path = project / self.folder / "meta" / "_journal.json"
+        return path, json.loads(path.read_text())
+
+    def add_pending(self, project: Path) -> str:
+        path, journal = self._journal(project)
+        last = journal["entries"][-1]
+        tag = "0002_more"
+        (project / self.folder / f"{tag}.sql").write_text("CREATE TABLE more (id int);\n")
+        journal["entries"].append({**last, "idx": last["idx"] + 1, "when": last["when"] + 1000, "tag": tag})
+        path.write_text(json.dumps(journal))
+        return tag
+
+    def drop_last(self, project: Path) -> str:
+        path, journal = self._journal(project)
+        last = journal["entries"].pop()
+        path.write_text(json.dumps(journal))
+        (project / self.folder / f"{last['tag']}.sql").unlink()
+        return str(last["when"])  # the history knows it only by its time
+
+    def edit_first(self, project: Path) -> str:
+        first = project / self.folder / "0000_organizations.sql"
+        first.write_text(first.read_text() + "\n-- edited after it was applied\n")
+        return "0000_organizations"
+
+
+class TypeOrm(Tool):
+    def add_pending(self, project: Path) -> str:
+        return re.search(r"class (\w+)", _bump(self.files(project)[-1]).read_text()).group(1)
+
+    def drop_last(self, project: Path) -> str:
+        last = self.files(project)[-1]
+        name = re.search(r"class (\w+)", last.read_text()).group(1)
+        last.unlink()
+        return name
+
+
+class Stem(Tool):
+    """node-pg-migrate, dbmate: the migration is named by its file without the extension."""
+
+    def add_pending(self, project: Path) -> str:
+        return super().add_pending(project).split(".", 1)[0]
+
+    def drop_last(self, project: Path) -> str:
+        name = super().drop_last(project).split(".", 1)[0]
+        return name if self.name != "dbmate" else name.split("_", 1)[0]  # dbmate records the version only
+
+
+class Alembic(Tool):
+    def add_pending(self, project: Path) -> str:
+        (project / self.folder / "versions" / "c3_more.py").write_text(
+            'revision = "c3d4e5f6a1b2"\ndown_revision = "b2c3d4e5f6a1"\n\n\ndef upgrade():\n    pass\n')
+        return "c3d4e5f6a1b2"
+
+    def drop_last(self, project: Path) -> str:
+        (project / self.folder / "versions" / "b2_items.py").unlink()
+        return "b2c3d4e5f6a1"  # the head the database records, unknown to the release
+
+
+class Django(Tool):
+    def files(self, project: Path) -> list[Path]:
+        return sorted((project / "inventory" / "migrations").glob("0*.py"))
+
+    def add_pending(self, project: Path) -> str:
+        return "inventory." + _bump(self.files(project)[-1]).stem
+
+    def drop_last(self, project: Path) -> str:
+        return "inventory." + super().drop_last(project).removesuffix(".py")
+
+
+class Sqitch(Tool):
+    def _plan(self, project: Path, change: str, script: str) -> None:
+        (project / "deploy" / f"{change}.sql").write_text(script)
+        with (project / "sqitch.plan").open("a") as plan:
+            plan.write(f"{change} 2024-03-01T00:00:00Z Our Tests <tests@example.invalid> # {change}\n")
+
+    def add_pending(self, project: Path) -> str:
+        self._plan(project, "more", "CREATE TABLE more (id int);\n")
+        return "more"
+
+    def drop_last(self, project: Path) -> str:
+        plan = project / "sqitch.plan"
+        plan.write_text("".join(line for line in plan.read_text().splitlines(True) if not line.startswith("items ")))
+        return "items"
+
+    def edit_first(self, project: Path) -> str:
+        first = project / "deploy" / "organizations.sql"
+        first.write_text(first.read_text() + "-- edited after it was applied\n")
+        return "organizations"
+
+    def add_failing(self, project: Path) -> str:
+        """A change whose deploy fails: sqitch records a fail event for it."""
+        self._plan(project, "broken", "SELECT no_such_function();\n")
+        return "broken"
+
+
+def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
+    parts = urlsplit(url)
+    host = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("host") or parts.hostname
+    env = {"PGHOST": host, "PGPORT": str(parts.port or 5432), "PGUSER": parts.username or "postgres"}
+    return ["sqitch", "deploy", f"db:pg:{parts.path.lstrip('/')}"], env
+
+
+TOOLS = {t.name: t for t in (
+    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1"),
+    Drizzle("drizzle", "drizzle", _bin("drizzle-kit"), checksums=True, named_by_release=True),
+    TypeOrm("typeorm", "migrations", lambda url, m: ([str(m / ".bin" / "typeorm-ts-node-commonjs"), "migration:run",
+                                                      "-d", "data-source.ts"], {"TS_NODE_TRANSPILE_ONLY": "1"})),
+    Tool("sequelize", "migrations", lambda url, m: ([str(m / ".bin" / "sequelize-cli"), "db:migrate"], {})),
+    Stem("node-pg-migrate", "migrations", _bin("node-pg-migrate")),
+    Stem("dbmate", "db/migrations", lambda url, m: ([str(m / ".bin" / "dbmate"), "--url",
+                                                     url + ("&" if "?" in url else "?") + "sslmode=disable",
+                                                     "--no-dump-schema", "up"], {})),
+    Alembic("alembic", "alembic", lambda url, m: ([sys.executable, "-m", "alembic", "upgrade", "head"], {}), node=False,
+            named_by_release=True),
+    Django("django", ".", lambda url, m: ([sys.executable, "manage.py", "migrate"], {}), node=False,
+           items="inventory_item"),
+    Sqitch("sqitch", ".", _sqitch, node=False, checksums=True),
+)}
+
+
+def _apply(tool: Tool, project: Path, url: str, modules: Path | None) -> None:
+    url = portable_url(url)
+    argv, extra = tool.command(url, modules or Path())
+    env = {**os.environ, "DATABASE_URL": url, **extra}
+    if modules is not None:
+        env["NODE_PATH"] = str(modules)  # our projects have no node_modules of their own
+    done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{tool.name} failed: {done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
+def _criteria(run_suite, project: Path, url: str, reports: str, env: dict[str, str] | None = None):
+    run = run_suite("-m", "post_deploy", "-k", " or ".join((*HISTORY_CRITERIA, SCHEMA_CRITERION)), "--postdeploy-config",
+                    str(project / "postdeploy.toml"), database_url=url, reports=f"reports-{reports}", env=env)
+    return run, {c["name"]: c for c in run.signoff["criteria"]}
+
+
+def _text(criterion: dict) -> str:
+    return json.dumps(criterion)
+
+
+@pytest.mark.parametrize("name", list(TOOLS))
+def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_suite, request):
+    tool = TOOLS[name]
+    if tool.name == "sqitch" and shutil.which("sqitch") is None:
+        pytest.skip("sqitch is not installed (Debian: apt-get install sqitch; .ci/run does)")
+    modules = request.getfixturevalue("node_modules") if tool.node else None
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / name, project)
+    url = server.create_database(name.replace("-", "_"))
+    _apply(tool, project, url, modules)
+
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    written = (project / "postdeploy.toml").read_text()
+    assert f'tool = "{name}"' in written, written
+    assert f"{name} migration folder" in done.stdout, done.stdout
+
+    # The release's schema: plain SQL is applied by the scratch server, code by the tool's own
+    # command ([migration] apply, the command we migrated with) on a throwaway database.
+    env = {"NODE_PATH": str(modules)} if modules else {}
+    if not READERS[name].plain_sql:
+        argv, extra = tool.command("", modules or Path())  # the URL comes from DATABASE_URL
+        env |= extra
+        config = project / "postdeploy.toml"
+        config.write_text(config.read_text().replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1))
+    run, criteria = _criteria(run_suite, project, url, "healthy", env)
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
+
+    hotfix = server.create_database(f"{name.replace('-', '_')}_hotfix", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+    with psycopg.connect(hotfix, autocommit=True) as conn:  # a column added by hand, outside any migration
+        conn.execute(f"ALTER TABLE {tool.items} ADD COLUMN hotfix integer")
+    run, criteria = _criteria(run_suite, project, hotfix, "hotfix", env)
+    assert {n for n in wanted if criteria[n]["outcome"] == "failed"} == {SCHEMA_CRITERION}, run.output
+    assert f"{tool.items}.hotfix" in _text(criteria[SCHEMA_CRITERION]), run.output
+
+    faults: list[tuple[str, Callable[[Path], str], str]] = [
+        ("pending", tool.add_pending, "pending: never applied"),
+        ("unknown", tool.drop_last, "no migration in the release"),
+    ]
+    if tool.checksums:
+        faults.append(("edited", tool.edit_first, "modified after it was applied"))
+    for fault, plant, problem in faults:
+        copy = tmp_path / fault
+        shutil.copytree(project, copy)
+        migration = plant(copy)
+        run, criteria = _criteria(run_suite, copy, url, fault, env)
+        failed = {n for n in HISTORY_CRITERIA if criteria[n]["outcome"] == "failed"}
+        # A pending or unknown migration changes what the release builds too; an edit here is a comment.
+        assert fault != "edited" or criteria[SCHEMA_CRITERION]["outcome"] == "passed", (fault, run.output)
+        also = {"test_required_migrations_applied"} if fault == "unknown" and tool.named_by_release else set()
+        assert failed == {"test_applied_migrations_match_release", *also}, (fault, run.output)
+        assert migration in _text(criteria["test_applied_migrations_match_release"]), (fault, migration, run.output)
+        assert problem in run.output, (fault, run.output)
+
+    if isinstance(tool, Sqitch):  # the real tool fails a change, and says so in its history
+        broken = tool.add_failing(project)
+        with pytest.raises(AssertionError, match="sqitch failed"):
+            _apply(tool, project, url, modules)
+    elif tool.failed:  # what the tool leaves behind when its run dies midway
+        broken = "is_locked"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(tool.failed)
+    else:
+        return
+    run, criteria = _criteria(run_suite, project, url, "failed", env)
+    assert criteria["test_no_failed_migration"]["outcome"] == "failed", run.output
+    assert broken in _text(criteria["test_no_failed_migration"]), run.output
