@@ -46,8 +46,8 @@ def test_db_fixture_is_pytest_djangos(db):
     User.objects.create(username="ada")
     assert User.objects.count() == 1
 """
-# pytest-embedded claims --target itself: beside it, such a conftest fails with or without postdeploy,
-# so that project's runs leave pytest-embedded out (and keep every other plugin).
+# pytest-embedded claims --target (and --count, as pytest-repeat does) itself: beside it, such a
+# conftest fails with or without postdeploy, so those runs leave pytest-embedded out.
 NO_EMBEDDED = ("-p", "no:pytest_embedded")
 CONFTEST = """\
 def pytest_addoption(parser):
@@ -140,12 +140,16 @@ def test_the_demo_signs_off_from_an_empty_folder_beside_them(guest: Installed, t
 def test_no_popular_plugin_registers_an_option_of_the_suite(guest: Installed, tmp_path: Path,
                                                             django_project: Path):
     guest.pip(*MOST_USED)
-    theirs = check(_without_us(guest, "--help", cwd=tmp_path)).stdout
+    # pytest-embedded and pytest-repeat both claim --count: their clash, with or without us.
+    clash = guest.run("pytest", "--help", cwd=tmp_path)
+    assert "--count" in clash.stderr and clash.returncode == _without_us(guest, "--help", cwd=tmp_path).returncode
+    theirs = check(_without_us(guest, *NO_EMBEDDED, "--help", cwd=tmp_path)).stdout
     claimed = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", theirs))
-    ours = set(re.findall(r"(?<![\w-])--postdeploy-[\w-]+", check(guest.run("pytest", "--help", cwd=tmp_path)).stdout))
+    ours = set(re.findall(r"(?<![\w-])--postdeploy-[\w-]+",
+                          check(guest.run("pytest", *NO_EMBEDDED, "--help", cwd=tmp_path)).stdout))
     assert len(ours) >= 15, ours
     assert not claimed & ours
     assert not any(option.startswith("--postdeploy") for option in claimed), claimed
     # With all of them installed, a Django project still runs and pytest --help still works there.
-    check(guest.run("pytest", "--help", cwd=django_project))
-    check(guest.run("pytest", "-p", "no:cacheprovider", "-p", "no:randomly", cwd=django_project))
+    check(guest.run("pytest", *NO_EMBEDDED, "--help", cwd=django_project))
+    check(guest.run("pytest", *NO_EMBEDDED, "-p", "no:cacheprovider", "-p", "no:randomly", cwd=django_project))
