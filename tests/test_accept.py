@@ -27,6 +27,9 @@ from test_report import CHROMIUM, needs_chromium
 INDEXED = "test_tenant_columns_indexed"
 UNINDEXED = ("User", "Location", "StockMovement")  # what missing_tenant_index drops
 MIGRATION_AREA = ("-m", "post_deploy and migration")  # the criteria of the area: a run of a few seconds
+# ... and so a partial GO at best (exit 7), naming the success criteria it left out.
+PARTIAL = ("SIGN-OFF: PARTIAL GO - not selected: Zero data loss, Application functioning normally, Tenant isolation"
+           " verified, Balance queries working, Monitoring configured, Backups automated, No critical errors in logs; ")
 
 
 def entry(criterion: str = INDEXED, objects: tuple[str, ...] = UNINDEXED, *, days: int = 30,
@@ -103,8 +106,8 @@ def test_invalid_entry_stops_the_run_with_exit_4(run_suite, tmp_path):
 
 def test_all_offending_objects_accepted_is_go_with_its_own_count(server, unindexed_url, run_suite, tmp_path):
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry()), database_url=unindexed_url)
-    assert run.exit_code == 0, run.output
-    assert last_line(run) == "SIGN-OFF: GO - 8 passed, 1 accepted, 2 not applicable"
+    assert run.exit_code == 7, run.output
+    assert last_line(run) == PARTIAL + "8 passed, 1 accepted, 2 not applicable, 29 not selected"
     criterion = indexed(run)
     assert criterion["outcome"] == "accepted" and criterion["objects"] == list(UNINDEXED)
     (cover,) = criterion["acceptances"]
@@ -130,7 +133,7 @@ def test_partly_accepted_fails_naming_only_the_uncovered(server, unindexed_url, 
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry(objects=("User", "Location"))),
                     database_url=unindexed_url)
     assert run.exit_code == 1, run.output
-    assert last_line(run) == "SIGN-OFF: NO-GO - 8 passed, 1 failed, 2 not applicable"
+    assert last_line(run) == "SIGN-OFF: NO-GO - 8 passed, 1 failed, 2 not applicable, 29 not selected"
     criterion = indexed(run)
     assert criterion["outcome"] == "failed"
     assert "not accepted: StockMovement;" in criterion["observed"]
@@ -157,11 +160,11 @@ def test_acceptance_never_hides_another_criterion_or_another_object(server, unin
     assert len(unused) == 2 and unused[0].startswith("unused acceptance: test_tenant_foreign_keys_validated: ")
 
 
-def test_unused_acceptance_beside_a_go_is_one_non_blocking_line(server, healthy_url, run_suite, tmp_path):
+def test_unused_acceptance_beside_a_passing_run_is_one_non_blocking_line(server, healthy_url, run_suite, tmp_path):
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry()), database_url=healthy_url)
-    assert run.exit_code == 0, run.output
+    assert run.exit_code == 7, run.output
     lines = run.output.rstrip().splitlines()
-    assert lines[-1] == "SIGN-OFF: GO - 9 passed, 2 not applicable"
+    assert lines[-1] == PARTIAL + "9 passed, 2 not applicable, 29 not selected"
     assert lines[-2].startswith("unused acceptance: test_tenant_columns_indexed: User, Location, StockMovement (CHG-101")
     assert "unused acceptance: test_tenant_columns_indexed" in (run.folder / "sign-off.md").read_text()
 
@@ -169,15 +172,15 @@ def test_unused_acceptance_beside_a_go_is_one_non_blocking_line(server, healthy_
 def test_failing_advisory_criterion_warns_and_never_blocks(server, unindexed_url, run_suite, tmp_path):
     text = f'[signoff]\nadvisory = ["{INDEXED}"]\n'
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, text), database_url=unindexed_url)
-    assert run.exit_code == 0, run.output
-    assert last_line(run) == "SIGN-OFF: GO - 8 passed, 1 advisory failed, 2 not applicable"
+    assert run.exit_code == 7, run.output
+    assert last_line(run) == PARTIAL + "8 passed, 1 advisory failed, 2 not applicable, 29 not selected"
     assert indexed(run)["outcome"] == "advisory failed"
     assert "ADVISORY FAILED: test_tenant_columns_indexed: 3 tables without one" in run.output
     assert "### Advisory failed" in (run.folder / "sign-off.md").read_text()
     # Another criterion's failure still blocks.
     apply_fault(unindexed_url, "dropped_tenant_fk")
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, text), database_url=unindexed_url, reports="second")
-    assert last_line(run) == "SIGN-OFF: NO-GO - 7 passed, 1 advisory failed, 1 failed, 2 not applicable"
+    assert last_line(run) == "SIGN-OFF: NO-GO - 7 passed, 1 advisory failed, 1 failed, 2 not applicable, 29 not selected"
 
 
 @needs_chromium
@@ -204,25 +207,30 @@ def test_accepted_exception_is_visible_without_scrolling(server, unindexed_url, 
 # What a success criterion stood on.
 
 
-def _criterion(name: str, outcome: str) -> Criterion:
+def _result(name: str, outcome: str) -> Result:
     record = Outcome("health", f"item of {name}", "wanted", "observed", [], outcome != NOT_APPLICABLE,
                      '[app] enabled = false' if outcome == NOT_APPLICABLE else "")
-    return Criterion.of(Result(f"verifications/test_health.py::{name}", outcome, "", record), 0.01)
+    return Result(f"verifications/test_health.py::{name}", outcome, "", record)
+
+
+def _run(results: list[Result]) -> SignoffRun:
+    verdict = decide(results, {"health"}, [])
+    return SignoffRun(RunInfo("demo", "inventory", "PostgreSQL 18", "", "", "ops", "2026-03-14 09:00:00", "2026-03-14 09:01:00"),
+                      verdict, [Criterion.of(r, 0.01, verdict) for r in results], ["health"], [], "demo-x")
 
 
 def test_mostly_not_applicable_success_criterion_says_what_was_checked():
     app = ("test_liveness_endpoint", "test_readiness_endpoint", "test_deployed_version", "test_login",
            "test_protected_endpoints_refuse_bad_tokens", "test_inventory_queries")
-    criteria = [_criterion(n, NOT_APPLICABLE) for n in app] + [_criterion("test_database_health", "passed")]
-    run = SignoffRun(RunInfo("demo", "inventory", "PostgreSQL 18", "", "", "ops", "2026-03-14 09:00:00", "2026-03-14 09:01:00"),
-                     decide((c.result for c in criteria), {"health"}, []), criteria, ["health"], [], "demo-x")
+    results = [_result(n, NOT_APPLICABLE) for n in app] + [_result("test_database_health", "passed")]
+    run = _run(results)
     line = next(line for line in run.lines if line.title == "Application functioning normally")
     assert (line.status, line.note) == ("GO", "database health only: 1 of 7 checks applicable")
     assert "| Application functioning normally | ✅ GO (database health only: 1 of 7 checks applicable) |" in markdown.render(run)
     assert '<span class="status">GO</span><span class="note">(database health only: 1 of 7 checks applicable)</span>' in page.render(run)
+    assert "declared in the configuration: [app] enabled = false" in page.render(run)
     # Half or more applicable: no note.
-    half = criteria[5:]  # 1 of 2
-    assert not SignoffRun(run.info, run.verdict, half, ["health"], [], "demo-x").lines[2].note
+    assert not _run(results[5:]).lines[2].note
 
 
 # postdeploy accept.

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from postdeploy.report import markdown, page
-from postdeploy.report.checklist import NOT_CHECKED, SUCCESS_CRITERIA
 from postdeploy.report.model import Criterion, RunInfo, SignoffRun
 from postdeploy.signoff.evidence import Outcome
 from postdeploy.signoff.settings import AREAS
-from postdeploy.signoff.verdict import NOT_APPLICABLE, Result, decide
+from postdeploy.signoff.checklist import SUCCESS_CRITERIA
+from postdeploy.signoff.verdict import NOT_APPLICABLE, NOT_CHECKED, NOT_SELECTED, PARTIAL_GO, Result, decide
 
 ROOT = Path(__file__).resolve().parent.parent
 EIGHT = [
@@ -132,39 +132,80 @@ def test_no_go_page_history_and_markdown(run_suite, tmp_path):
     no_machine_path(history, tmp_path)
 
 
-def _criterion(name: str, area: str, outcome: str, *, blocking: bool = True, not_applicable: str = "") -> Criterion:
+def _result(name: str, area: str, outcome: str, *, blocking: bool = True, not_applicable: str = "") -> Result:
     record = Outcome(area, f"item of {name}", "wanted", f"observed {outcome}", [], blocking, not_applicable)
-    return Criterion.of(Result(f"verifications/test_{area}.py::{name}", outcome, "", record), 0.01)
+    return Result(f"verifications/test_{area}.py::{name}", outcome, "", record)
+
+
+def _run(results: list[Result], required: list[str], folder: str = "demo-x", minute: int = 0) -> SignoffRun:
+    """A run's report as the writer builds it: the verdict decides, the criteria carry its labels."""
+    verdict = decide(results, set(required), [])
+    info = RunInfo("demo", "inventory", "PostgreSQL 18", "", "", "ops", f"2026-03-14 09:{minute:02d}:00",
+                   f"2026-03-14 09:{minute:02d}:30")
+    return SignoffRun(info, verdict, [Criterion.of(r, 0.01, verdict) for r in results], required, [], folder)
 
 
 def test_statuses_of_the_success_criteria():
-    criteria = [
-        _criterion("test_no_failed_migration", "migration", "passed"),
-        _criterion("test_balance_table_and_trigger", "balance", NOT_APPLICABLE, blocking=False,
-                   not_applicable='[balance] trigger = ""'),
-        _criterion("test_liveness_endpoint", "health", "passed"),
-        _criterion("test_no_critical_errors_in_logs", "health", "skipped"),  # blocking, health required
-        _criterion("test_alert_routes_configured", "monitoring", "skipped"),  # blocking, monitoring not required
-        _criterion("test_latest_backup_age", "backup", "failed"),
+    results = [
+        _result("test_no_failed_migration", "migration", "passed"),
+        _result("test_balance_table_and_trigger", "balance", NOT_APPLICABLE, blocking=False,
+                not_applicable='[balance] trigger = ""'),
+        _result("test_liveness_endpoint", "health", "passed"),
+        _result("test_no_critical_errors_in_logs", "health", "skipped"),  # blocking, health required
+        _result("test_alert_routes_configured", "monitoring", "skipped"),  # blocking, but monitoring not required
+        _result("test_latest_backup_age", "backup", "failed"),
+        _result("test_tenant_columns_indexed", "tenancy", NOT_SELECTED),  # left out by -m
     ]
     required = ["migration", "balance", "health", "backup"]
-    run = SignoffRun(RunInfo("demo", "inventory", "PostgreSQL 18", "", "", "ops", "2026-03-14 09:00:00", "2026-03-14 09:01:00"),
-                     decide((c.result for c in criteria), set(required), []), criteria, required, [], "demo-x")
+    run = _run(results, required)
     assert [(line.title, line.status) for line in run.lines] == [
         ("All migrations completed successfully", "GO"),
-        ("Zero data loss", NOT_CHECKED),
+        ("Zero data loss", NOT_SELECTED),
         ("Application functioning normally", "GO"),
-        ("Tenant isolation verified", NOT_CHECKED),
+        ("Tenant isolation verified", NOT_SELECTED),
         ("Balance queries working", NOT_APPLICABLE),
         ("Monitoring configured", NOT_CHECKED),
         ("Backups automated", "NO-GO"),
         ("No critical errors in logs", "NO-GO"),
     ]
+    # One label per criterion, the verdict's: the monitoring skip is optional where monitoring is not required.
+    assert [c.shown_outcome for c in run.criteria] == ["passed", NOT_APPLICABLE, "passed", "skipped (blocking)",
+                                                        "skipped (optional)", "failed", NOT_SELECTED]
     html, text = page.render(run), markdown.render(run)
     assert '<span class="status">not applicable</span>' in html and "➖ not applicable" in text
-    assert "observed not applicable" in html
+    assert "observed not applicable" in html and "declared in the configuration: [balance] trigger = &#34;&#34;" in html
+    assert '<span class="status">not selected</span>' in html and "⏭️ not selected" in text
     assert run.document()["criteria"][1]["not_applicable"] == '[balance] trigger = ""'
     assert [c.name for c in run.failed] == ["test_no_critical_errors_in_logs", "test_latest_backup_age"]
+    assert run.verdict.verdict == "NO-GO" and not run.document()["partial"]
+
+
+def test_a_go_needs_every_success_criterion_and_a_passed_criterion():
+    passed = [_result(f"test_{area}_ok", area, "passed") for area in AREAS]
+    passed.append(_result("test_no_critical_errors_in_logs", "health", "passed"))
+    assert _run(passed, list(AREAS)).verdict.verdict == "GO"
+    # Every criterion of two success criteria left out by -m: never GO, and the summary names them.
+    narrowed = [r for r in passed if r.record.area not in ("backup", "data")]
+    for r in passed:
+        if r.record.area in ("backup", "data"):
+            narrowed.append(Result(r.nodeid, NOT_SELECTED, "", r.record))
+    run = _run(narrowed, list(AREAS))
+    assert run.verdict.verdict == PARTIAL_GO and run.document()["partial"] is True
+    assert run.verdict.summary.startswith("not selected: Zero data loss, Backups automated; ")
+    assert run.document()["not_selected"] == ["Zero data loss", "Backups automated"]
+    assert '<section id="verdict" class="partial">' in page.render(run)
+    # A success criterion only partly selected: still a partial GO, naming it.
+    some = passed + [_result("test_backup_more", "backup", NOT_SELECTED)]
+    assert _run(some, list(AREAS)).verdict.summary.startswith("partly selected: Backups automated (1 of 2 criteria); ")
+    # Not checked: ran, but only optional skips.
+    optional = [r for r in passed if r.record.area != "monitoring"]
+    optional.append(_result("test_alert_delivery", "monitoring", "skipped", blocking=False))
+    assert _run(optional, list(AREAS)).verdict.verdict == PARTIAL_GO
+    # Nothing passed: NO-GO, whatever else.
+    nothing = [_result("test_alert_delivery", "monitoring", "skipped", blocking=False),
+               _result("test_job_heartbeats", "monitoring", NOT_APPLICABLE, not_applicable="[monitoring] x")]
+    run = _run(nothing, list(AREAS))
+    assert run.verdict.verdict == "NO-GO" and "no criterion passed" in run.verdict.summary
 
 
 def test_one_declared_table_maps_every_area():
@@ -197,11 +238,9 @@ def test_not_applicable_shows_on_the_page_in_markdown_and_history(run_suite, tmp
 def test_history_charts_the_last_runs_and_lists_them_all(tmp_path):
     from postdeploy.report import charts, history
 
-    criteria = [_criterion("test_no_failed_migration", "migration", "passed")]
+    results = [_result("test_no_failed_migration", "migration", "passed")]
     for n in range(charts.CHARTED + 3):
-        run = SignoffRun(RunInfo("demo", "inventory", "PostgreSQL 18", "", "", "ops", f"2026-03-14 09:{n:02d}:00",
-                                 f"2026-03-14 09:{n:02d}:30"),
-                         decide((c.result for c in criteria), {"migration"}, []), criteria, ["migration"], [], f"demo-{n:02d}")
+        run = _run(results, ["migration"], f"demo-{n:02d}", n)
         history.record(tmp_path, run)
     charts.write_page(tmp_path)
     page = (tmp_path / charts.PAGE).read_text()

@@ -43,7 +43,8 @@ def test_alert_routes_configured(alerting_declared, alert_routes, signoff):
     routes = alert_routes.describe()
     if not routes:
         # Blocking: a NO-GO where monitoring is a required area (signoff.required_areas).
-        signoff.skip("no alert route configured: set SLACK_WEBHOOK_URL or PAGERDUTY_ROUTING_KEY", blocking=True)
+        signoff.skip("no alert route configured: set SLACK_WEBHOOK_URL or PAGERDUTY_ROUTING_KEY, or declare"
+                     " [alerting] enabled = false where the application has no alerting", blocking=True)
     problems = alert_routes.problems()
     signoff.check(
         bool(routes) and not problems,
