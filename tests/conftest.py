@@ -235,6 +235,11 @@ class Run:
     def outcomes(self, outcome: str) -> set[str]:
         return {c["name"] for c in self.signoff["criteria"] if c["outcome"] == outcome}
 
+    @property
+    def selected(self) -> list[dict]:
+        """The criteria the run's -m and -k selected (the others are listed as "not selected")."""
+        return [c for c in self.signoff["criteria"] if c["outcome"] != "not selected"]
+
 
 @pytest.fixture
 def run_suite(tmp_path: Path, request: pytest.FixtureRequest):

@@ -20,6 +20,7 @@ from postdeploy.ledger.shared import shared_spec
 from postdeploy.ledger.scan import run
 from postdeploy.signoff.settings import DatabaseSettings, Settings
 from postdeploy.tenancy.model import TenantModel
+from postdeploy.signoff.verdict import PARTIAL_EXIT  # a run narrowed by -m/-k: a partial GO at best
 
 SETTINGS = Settings()
 
@@ -117,7 +118,7 @@ def test_target_without_writes_is_never_written(server, healthy_url, run_suite, 
     assert fingerprint(healthy_url) == before
     # The same counters do see the rolled-back probe when writes are allowed.
     run = run_suite("-m", "post_deploy and balance", "--postdeploy-allow-writes", database_url=healthy_url, reports="writes")
-    assert run.exit_code == 0, run.output
+    assert run.exit_code == PARTIAL_EXIT, run.output
     assert _settled_writes(healthy_url, writes, expect_change=True) > writes
     assert fingerprint(healthy_url) == before
 
@@ -224,7 +225,7 @@ def test_reconciliation_under_concurrent_writes_has_no_false_mismatch(server, he
     assert [p.cross_tenant for p in passes] == [[]] * len(passes)
     assert {p.history.row_hash for p in passes} == {captured.ledger.row_hash}  # new rows are not history
     assert passes[-1].rows > passes[0].rows  # the reads saw the traffic grow
-    assert suite.exit_code == 0, suite.output
+    assert suite.exit_code == PARTIAL_EXIT, suite.output
     assert suite.outcomes("passed") == {
         "test_balances_reconcile_with_ledger", "test_balances_populated", "test_tenant_consistent_along_foreign_keys",
         "test_no_rows_lost", "test_ledger_history_unchanged",
@@ -270,7 +271,7 @@ def test_backup_monitoring_heartbeat_where_configured(server, healthy_url, run_s
     config.write_text('[monitoring]\nbackup_monitor_table = "BackupCheck"\n')
     run = run_suite("-m", "monitoring", "-k", "test_job_heartbeats", "--postdeploy-config", str(config), database_url=healthy_url)
     assert run.exit_code == 1, run.output
-    (criterion,) = run.signoff["criteria"]
+    (criterion,) = run.selected
     assert criterion["outcome"] == "failed"
     assert "backup monitoring (BackupCheck): newest run finished 31.0 h ago (> 25 h)" in criterion["observed"]
     assert "reconciliation (ReconciliationRun): finished" in criterion["observed"]
@@ -281,8 +282,9 @@ def test_missing_baseline_is_a_required_skip_and_a_bad_one_fails(server, healthy
     run = run_suite("-m", "post_deploy and data", "--postdeploy-baseline", str(tmp_path / "none.json"), database_url=healthy_url)
     assert run.exit_code == 1, run.output
     assert run.outcomes("skipped") == {"test_no_rows_lost", "test_ledger_history_unchanged"}
-    assert all("run `pytest -m baseline` before the deploy" in c["message"] for c in run.signoff["criteria"])
-    assert run.output.rstrip().endswith("SIGN-OFF: NO-GO - 2 required checks skipped"), run.output
+    assert all("run `pytest -m baseline` before the deploy" in c["message"] for c in run.selected)
+    assert run.output.rstrip().endswith("SIGN-OFF: NO-GO - 38 not selected, 2 required checks skipped, no criterion passed"), \
+        run.output
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     run = run_suite("-m", "post_deploy and data", "--postdeploy-baseline", str(bad), database_url=healthy_url, reports="bad")

@@ -45,6 +45,10 @@ def test_balance_area_declared_absent(server, healthy_url, run_suite, tmp_path: 
     config = tmp_path / "nobalance.toml"
     config.write_text('[balance]\nenabled = false\n')
     run = run_suite("-m", "balance", "--postdeploy-allow-writes", "--postdeploy-config", str(config), database_url=healthy_url)
-    assert run.exit_code == 0, run.output
-    assert {c["outcome"] for c in run.signoff["criteria"]} == {"not applicable"}, run.output
-    assert all("[balance] enabled = false" in c["observed"] for c in run.signoff["criteria"])
+    # Nothing but not applicable: the line is, the run is never a GO over nothing checked.
+    assert run.exit_code == 1 and run.output.rstrip().endswith("no criterion passed"), run.output
+    ran = [c for c in run.signoff["criteria"] if c["outcome"] != "not selected"]
+    assert {c["outcome"] for c in ran} == {"not applicable"}, run.output
+    assert all("[balance] enabled = false" in c["observed"] for c in ran)
+    balance = next(line for line in run.signoff["success_criteria"] if line["title"] == "Balance queries working")
+    assert balance["status"] == "not applicable" and balance["declared"] == ["[balance] enabled = false"]

@@ -19,6 +19,7 @@ import pytest
 from postdeploy import reference
 from postdeploy.reference.backups import demo_backups
 from postdeploy.reference.release_faults import RELEASES
+from postdeploy.signoff.checklist import ROLLBACK_AREAS
 from tests.conftest import ROOT
 from tests.test_container import containers_of, needs_docker
 from tests.test_demo import processes_under
@@ -31,6 +32,9 @@ DROP TABLE "InventoryBalance";
 DELETE FROM _prisma_migrations WHERE migration_name = '20240301000000_add_balance_table';
 """
 LAST_MIGRATION = "20240301000000_add_balance_table"
+# The criteria that ask the running application over HTTP (they use the `app` fixture).
+APP_CRITERIA = {"test_cross_org_item_refused", "test_cross_org_list_clean", "test_cross_org_balances_refused",
+                "test_explicit_org_override_refused", "test_liveness_endpoint", "test_login"}
 UNIQUE_NAME_MIGRATION = "20240401000000_unique_item_name"
 
 
@@ -56,8 +60,8 @@ def rehearsal_config(tmp_path: Path, backups: Path, folder: Path, after_migrate:
         f'[backup]\nprovider = "directory"\n{backup}\n\n[backup.directory]\npath = "{backups}"\n\n'
         f'[migration]\nfolder = "{folder}"\nextra_sql = ["{LAST_MIGRATION}/trigger.sql"]\n\n'
         f"[rehearsal]\nafter_migrate = [{strings(after_migrate)}]\nrollback = [{strings(rollback)}]\n{rehearsal}\n\n"
-        # No application runs in front of the rehearsal's copy: its HTTP and log criteria skip.
-        '[signoff]\nrequired_areas = ["migration", "balance", "backup", "data"]\n'
+        # No application runs in front of the rehearsal's copy: no HTTP, no log, no alert route.
+        "[app]\nenabled = false\n\n[logs]\nenabled = false\n\n[alerting]\nenabled = false\n"
     )
     return path
 
@@ -294,11 +298,36 @@ def test_complete_rollback_signs_off_go_against_the_previous_release(name, serve
                                      " (rolled back to the previous release, which has no InventoryBalance)")
     assert outcomes["test_no_orphan_tenant_values"] == "passed"
     assert outcomes["test_tenant_backfill_complete"] == "passed"
+    # Judged on what a rollback can break, nothing else: not the backup folder, HTTP or logs.
+    assert {c["area"] for c in copy["criteria"]} <= set(ROLLBACK_AREAS), copy["criteria"]
+    assert copy["verdict"] == "GO" and [line["title"] for line in copy["success_criteria"]] == [
+        "All migrations completed successfully", "Zero data loss", "Tenant isolation verified", "Balance queries working"]
     assert "Rollback rehearsed: GO" in run.output
     html = (run.folder / "sign-off.html").read_text()
     assert "Rollback rehearsed" in html and "rollback-1.sql" in html
     assert (run.folder / section["link"]).is_file() and f'href="{section["link"]}"' in html
     assert "### Rollback rehearsed: GO" in (run.folder / "sign-off.md").read_text()
+
+
+@pytest.mark.parametrize("selection, copy_verdict", [
+    ("post_deploy and (migration or tenancy or balance or data)", "GO"),
+    ("post_deploy and migration", "PARTIAL GO"),
+])
+def test_rolled_back_copy_is_signed_off_within_the_runs_selection(selection, copy_verdict, server, healthy_url, run_suite,
+                                                                    tmp_path, short_tmp, dump_bin):
+    if server.label != "embedded":
+        pytest.skip("the selection does not depend on the database server")
+    # One fresh dump in the backup folder: "too few to show a schedule" were the copy judged on backups.
+    run = rehearse_rollback("complete", server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin,
+                            args=("-m", selection))
+    assert run.exit_code == 7 and run.signoff["verdict"] == "PARTIAL GO", run.output  # the run left areas out
+    criterion, section = rollback_of(run)
+    assert criterion["outcome"] == "passed" and section["status"] == "GO", criterion
+    copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+    assert copy["verdict"] == copy_verdict, copy["summary"]
+    ran = {c["area"] for c in copy["criteria"] if c["outcome"] != "not selected"}
+    assert ran == ({"migration"} if selection.endswith("migration") else set(ROLLBACK_AREAS)), copy["criteria"]
+    assert not {c["name"] for c in copy["criteria"]} & APP_CRITERIA
 
 
 @pytest.mark.parametrize("name, failed, named", [
