@@ -24,15 +24,15 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from postdeploy.migration.scratch import portable_url
+from postdeploy.scratch.relay import tcp_url
 from postdeploy.migration.tools import READERS
 
 PROJECTS = Path(__file__).resolve().parent / "migrations"
 TOOLS_CACHE = Path(os.environ.get("POSTDEPLOY_TOOLS_CACHE") or Path.home() / ".cache" / "postdeploy-tools")
 NPM_PACKAGES = ("drizzle-kit@0.31", "drizzle-orm@0.45", "pg@8", "knex@3", "typeorm@1", "ts-node@10", "typescript@5",
                 "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2")
-HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied",
-                    "test_applied_migrations_match_release")
+APPLIED = "test_applied_migrations_match_release"
+HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied", APPLIED)
 SCHEMA_CRITERION = "test_schema_matches_release"
 
 
@@ -74,9 +74,8 @@ class Tool:
     checksums: bool = False  # the tool records one: an edited migration is caught
     migrations: str = r"\d+[-_].+"  # the migration files of the folder, in order
     failed: str = ""  # SQL that leaves what the tool leaves when a run dies midway ("": the tool leaves nothing)
-    # The history records a time or a head, not a name: a migration taken out of the release can
-    # no longer be named, so its requirement is unproven too (never a false GO).
-    named_by_release: bool = False
+    forget: str = ""  # SQL deleting the history's row of our second migration (a deleted history row)
+    pending_builds: bool = True  # the migration add_pending writes changes the schema (a copy of the last, one version on)
     items: str = "items"  # the table our second migration creates
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -212,31 +211,41 @@ def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
     return ["sqitch", "deploy", f"db:pg:{parts.path.lstrip('/')}"], env
 
 
+def _newest(table: str, order: str = "id") -> str:
+    return f"DELETE FROM {table} WHERE {order} = (SELECT max({order}) FROM {table})"
+
+
 TOOLS = {t.name: t for t in (
-    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1"),
-    Drizzle("drizzle", "drizzle", _bin("drizzle-kit"), checksums=True, named_by_release=True),
+    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1",
+         forget=_newest("knex_migrations")),
+    Drizzle("drizzle", "drizzle", _bin("drizzle-kit"), checksums=True, forget=_newest("drizzle.__drizzle_migrations")),
     TypeOrm("typeorm", "migrations", lambda url, m: ([str(m / ".bin" / "typeorm-ts-node-commonjs"), "migration:run",
-                                                      "-d", "data-source.ts"], {"TS_NODE_TRANSPILE_ONLY": "1"})),
-    Tool("sequelize", "migrations", lambda url, m: ([str(m / ".bin" / "sequelize-cli"), "db:migrate"], {})),
-    Stem("node-pg-migrate", "migrations", _bin("node-pg-migrate")),
+                                                      "-d", "data-source.ts"], {"TS_NODE_TRANSPILE_ONLY": "1"}),
+            forget=_newest("migrations")),
+    Tool("sequelize", "migrations", lambda url, m: ([str(m / ".bin" / "sequelize-cli"), "db:migrate"], {}),
+         forget=_newest('"SequelizeMeta"', "name"), pending_builds=False),  # its createTable is IF NOT EXISTS
+    Stem("node-pg-migrate", "migrations", _bin("node-pg-migrate"), forget=_newest("pgmigrations")),
     Stem("dbmate", "db/migrations", lambda url, m: ([str(m / ".bin" / "dbmate"), "--url",
                                                      url + ("&" if "?" in url else "?") + "sslmode=disable",
-                                                     "--no-dump-schema", "up"], {})),
+                                                     "--no-dump-schema", "up"], {}),
+         forget=_newest("schema_migrations", "version")),
+    # alembic_version keeps one row, the head: deleting it forgets every revision.
     Alembic("alembic", "alembic", lambda url, m: ([sys.executable, "-m", "alembic", "upgrade", "head"], {}), node=False,
-            named_by_release=True),
+            forget="DELETE FROM alembic_version", pending_builds=False),
     Django("django", ".", lambda url, m: ([sys.executable, "manage.py", "migrate"], {}), node=False,
-           items="inventory_item"),
-    Sqitch("sqitch", ".", _sqitch, node=False, checksums=True),
+           items="inventory_item", forget="DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_items'"),
+    Sqitch("sqitch", ".", _sqitch, node=False, checksums=True,
+           forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
 )}
 
 
 def _apply(tool: Tool, project: Path, url: str, modules: Path | None) -> None:
-    url = portable_url(url)
-    argv, extra = tool.command(url, modules or Path())
-    env = {**os.environ, "DATABASE_URL": url, **extra}
-    if modules is not None:
-        env["NODE_PATH"] = str(modules)  # our projects have no node_modules of their own
-    done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    with tcp_url(url) as url:  # as the suite gives it to [migration] apply
+        argv, extra = tool.command(url, modules or Path())
+        env = {**os.environ, "DATABASE_URL": url, **extra}
+        if modules is not None:
+            env["NODE_PATH"] = str(modules)  # our projects have no node_modules of their own
+        done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{tool.name} failed: {done.stdout[-2000:]}\n{done.stderr[-2000:]}"
 
 
@@ -248,6 +257,11 @@ def _criteria(run_suite, project: Path, url: str, reports: str, env: dict[str, s
 
 def _text(criterion: dict) -> str:
     return json.dumps(criterion)
+
+
+def _failed(criteria: dict[str, dict]) -> set[str]:
+    """The history and schema criteria that failed (the others are left out of the run)."""
+    return {n for n in (*HISTORY_CRITERIA, SCHEMA_CRITERION) if criteria[n]["outcome"] == "failed"}
 
 
 @pytest.mark.parametrize("name", list(TOOLS))
@@ -284,38 +298,48 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     with psycopg.connect(hotfix, autocommit=True) as conn:  # a column added by hand, outside any migration
         conn.execute(f"ALTER TABLE {tool.items} ADD COLUMN hotfix integer")
     run, criteria = _criteria(run_suite, project, hotfix, "hotfix", env)
-    assert {n for n in wanted if criteria[n]["outcome"] == "failed"} == {SCHEMA_CRITERION}, run.output
+    assert _failed(criteria) == {SCHEMA_CRITERION}, run.output
     assert f"{tool.items}.hotfix" in _text(criteria[SCHEMA_CRITERION]), run.output
 
-    faults: list[tuple[str, Callable[[Path], str], str]] = [
-        ("pending", tool.add_pending, "pending: never applied"),
-        ("unknown", tool.drop_last, "no migration in the release"),
+    # Each fault fails exactly its criterion; a migration pending or taken out of the release
+    # changes what the release builds too, and a failed or forgotten one is not applied as released
+    # (as the reference's catalogue has it: release_faults.SEEN_BY_RELEASE).
+    faults: list[tuple[str, Callable[[Path], str], str, set[str]]] = [
+        ("pending", tool.add_pending, "pending: never applied", {APPLIED} | ({SCHEMA_CRITERION} if tool.pending_builds else set())),
+        ("unknown", tool.drop_last, "no migration in the release", {APPLIED, SCHEMA_CRITERION}),
     ]
     if tool.checksums:
-        faults.append(("edited", tool.edit_first, "modified after it was applied"))
-    for fault, plant, problem in faults:
+        faults.append(("edited", tool.edit_first, "modified after it was applied", {APPLIED}))
+    for fault, plant, problem, wanted_failed in faults:
         copy = tmp_path / fault
         shutil.copytree(project, copy)
         migration = plant(copy)
         run, criteria = _criteria(run_suite, copy, url, fault, env)
-        failed = {n for n in HISTORY_CRITERIA if criteria[n]["outcome"] == "failed"}
-        # A pending or unknown migration changes what the release builds too; an edit here is a comment.
-        assert fault != "edited" or criteria[SCHEMA_CRITERION]["outcome"] == "passed", (fault, run.output)
-        also = {"test_required_migrations_applied"} if fault == "unknown" and tool.named_by_release else set()
-        assert failed == {"test_applied_migrations_match_release", *also}, (fault, run.output)
-        assert migration in _text(criteria["test_applied_migrations_match_release"]), (fault, migration, run.output)
+        assert _failed(criteria) == wanted_failed, (fault, run.output)
+        assert migration in _text(criteria[APPLIED]), (fault, migration, run.output)
         assert problem in run.output, (fault, run.output)
+
+    # A deleted history row: the required migration is missing, and the release's is pending.
+    forgotten = server.create_database(f"{name.replace('-', '_')}_forgot", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+    with psycopg.connect(forgotten, autocommit=True) as conn:
+        conn.execute(tool.forget)
+    run, criteria = _criteria(run_suite, project, forgotten, "forgotten", env)
+    assert _failed(criteria) == {"test_required_migrations_applied", APPLIED}, run.output
+    assert "pending: never applied" in _text(criteria[APPLIED]), run.output
 
     if isinstance(tool, Sqitch):  # the real tool fails a change, and says so in its history
         broken = tool.add_failing(project)
         with pytest.raises(AssertionError, match="sqitch failed"):
             _apply(tool, project, url, modules)
-    elif tool.failed:  # what the tool leaves behind when its run dies midway
+        # The failed change is the release's: not applied as released either; the release builds a broken schema.
+        wanted_failed = {"test_no_failed_migration", APPLIED, SCHEMA_CRITERION}
+    elif tool.failed:  # what the tool leaves behind when its run dies midway: a lock, no migration row
         broken = "is_locked"
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(tool.failed)
+        wanted_failed = {"test_no_failed_migration"}
     else:
         return
     run, criteria = _criteria(run_suite, project, url, "failed", env)
-    assert criteria["test_no_failed_migration"]["outcome"] == "failed", run.output
+    assert _failed(criteria) == wanted_failed, run.output
     assert broken in _text(criteria["test_no_failed_migration"]), run.output
