@@ -343,3 +343,30 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     run, criteria = _criteria(run_suite, project, url, "failed", env)
     assert _failed(criteria) == wanted_failed, run.output
     assert broken in _text(criteria["test_no_failed_migration"]), run.output
+
+
+def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_suite, node_modules):
+    """Knex's tableName: init finds the table by its columns and writes it; the criteria read it,
+    and the lock knex names after it."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "knex", project)
+    url = server.create_database("knex_renamed")
+    with tcp_url(url) as reachable:
+        done = subprocess.run([str(node_modules / ".bin" / "knex"), "migrate:latest"], cwd=project, capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "DATABASE_URL": reachable,
+                                                           "NODE_PATH": str(node_modules), "KNEX_TABLE": "app_migrations"})
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    written = (project / "postdeploy.toml").read_text()
+    assert 'tool = "knex"' in written and 'table = "app_migrations"' in written, written
+    run, criteria = _criteria(run_suite, project, url, "renamed")
+    assert {n: criteria[n]["outcome"] for n in HISTORY_CRITERIA} == dict.fromkeys(HISTORY_CRITERIA, "passed"), run.output
+    assert "2 recorded in app_migrations" in _text(criteria["test_no_failed_migration"]), run.output
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE app_migrations_lock SET is_locked = 1")
+    run, criteria = _criteria(run_suite, project, url, "renamed-locked")
+    assert _failed(criteria) == {"test_no_failed_migration"}, run.output
+    assert "app_migrations_lock is_locked = 1" in _text(criteria["test_no_failed_migration"]), run.output
