@@ -25,7 +25,9 @@ import psycopg
 import pytest
 
 from postdeploy.scratch.relay import tcp_url
+from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
 from postdeploy.migration.tools import READERS
+from postdeploy.reference.backups import demo_backups
 
 PROJECTS = Path(__file__).resolve().parent / "migrations"
 TOOLS_CACHE = Path(os.environ.get("POSTDEPLOY_TOOLS_CACHE") or Path.home() / ".cache" / "postdeploy-tools")
@@ -370,3 +372,41 @@ def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_s
     run, criteria = _criteria(run_suite, project, url, "renamed-locked")
     assert _failed(criteria) == {"test_no_failed_migration"}, run.output
     assert "app_migrations_lock is_locked = 1" in _text(criteria["test_no_failed_migration"]), run.output
+
+
+def test_a_rehearsal_applies_another_tools_release_with_its_own_command(server, tmp_path, run_suite, node_modules,
+                                                                         short_tmp, dump_bin):
+    """--postdeploy-target rehearsal on a Knex release: the newest backup restored, the pending
+    migration applied by `[migration] apply` (so knex records it), the copy signed off; the
+    target untouched. Without apply, a usage error says what to set."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "knex", project)
+    newest = TOOLS["knex"].files(project)[-1]
+    held = newest.rename(tmp_path / newest.name)  # production runs the release before this one
+    url = server.create_database("knex_rehearsed")
+    _apply(TOOLS["knex"], project, url, node_modules)
+    held.rename(newest)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    demo_backups(url, tmp_path / "backups", bin_dir=dump_bin)
+    config = project / "postdeploy.toml"
+    written = config.read_text() + (f'\n[backup]\nprovider = "directory"\n\n[backup.directory]\npath = "{tmp_path / "backups"}"\n'
+                                    '\n[signoff]\nrequired_areas = ["migration"]\n')
+    config.write_text(written)
+    env = {"TMPDIR": short_tmp, "NODE_PATH": str(node_modules)}
+    args = ("-m", "post_deploy", "-k", " or ".join((*HISTORY_CRITERIA, SCHEMA_CRITERION)), "--postdeploy-target",
+            "rehearsal", "--postdeploy-config", str(config))
+    run = run_suite(*args, database_url=url, env=env, reports="reports-no-apply")
+    assert run.exit_code == 4 and "set [migration] apply" in run.output, run.output
+
+    command = f"{node_modules / '.bin' / 'knex'} migrate:latest"
+    config.write_text(written.replace("[migration]\n", f"[migration]\napply = {json.dumps(command)}\n", 1))
+    run = run_suite(*args, database_url=url, env=env, reports="reports-rehearsed")
+    criteria = {c["name"]: c for c in run.signoff["criteria"]}
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
+    observed = criteria[APPLIED]["observed"]
+    assert f"{newest.name} (`{command}`): " in observed, observed  # the pending migration, applied and timed
+    with psycopg.connect(url) as conn:  # the target is untouched: production still has the one migration
+        assert conn.execute("SELECT count(*) FROM knex_migrations").fetchone()[0] == 1
