@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -17,7 +19,7 @@ import pytest
 from postdeploy.migration.release import flyway_crc32
 from postdeploy.migration.status import compare
 from postdeploy.migration.tools import READERS, detect, reader_for
-from postdeploy.signoff.settings import MigrationSettings
+from postdeploy.signoff.settings import MigrationSettings, load_settings
 
 ORGANIZATIONS = "CREATE TABLE organizations (id serial PRIMARY KEY, name text NOT NULL);\n"
 ITEMS = "CREATE TABLE items (id serial PRIMARY KEY, org_id integer NOT NULL REFERENCES organizations (id));\n"
@@ -60,21 +62,37 @@ def _database(server, name: str, ddl: str) -> str:
     return url
 
 
-def _problems(url: str, tool: str, folder: Path) -> dict[str, str]:
+def _problems(url: str, tool: str, folder: Path, required: tuple[str, ...] = ()) -> dict[str, str]:
+    """What each history criterion would name: the release's problems (applied = release), the
+    failed entries and locks (no failed migration), the required migrations missing."""
     reader = READERS[tool]
     release = reader.release(folder)
     with psycopg.connect(url, autocommit=True) as conn:
         assert [r.tool for r in detect(conn, "public")] == [tool]  # one owner, told apart
         history = reader.read(conn, "public", release)
     return {p.migration: p.problem for p in compare(history, release)} | {
-        f"failed {e.name}": e.state for e in history.failed} | {f"lock {n}": lock for n, lock in enumerate(history.locks)}
+        f"failed {e.name}": e.state for e in history.failed} | {f"lock {n}": lock for n, lock in enumerate(history.locks)} | {
+        f"required {r}": "missing" for r in required if not any(e.applied and e.matches(r) for e in history.entries)}
 
 
-def _init_names(url: str, folder: Path, tool: str) -> None:
+@contextmanager
+def _taken_out(path: Path) -> Iterator[None]:
+    """The migration file out of the release for a while (an applied migration it does not know)."""
+    away = path.with_name(f".{path.name}.away")
+    path.rename(away)
+    try:
+        yield
+    finally:
+        away.rename(path)
+
+
+def _init_names(url: str, folder: Path, tool: str) -> tuple[str, ...]:
+    """init names the tool; the required migrations it wrote."""
     done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=folder, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "DATABASE_URL": url})
     assert done.returncode == 0, done.stderr
     assert f'tool = "{tool}"' in (folder / "postdeploy.toml").read_text(), done.stdout
+    return load_settings(folder / "postdeploy.toml", explicit=True).migration.required
 
 
 def test_flyway_crc32_is_over_lines_without_their_endings():
@@ -94,14 +112,18 @@ def test_flyway(server, tmp_path):
             conn.execute("INSERT INTO flyway_schema_history VALUES (%s, %s, %s, 'SQL', %s, %s, 'postgres', now(), 4, true)",
                          (rank, version, script.split("__")[1][:-4], script, int(flyway_crc32(text.encode()))))
     assert _problems(url, "flyway", folder) == {}
-    _init_names(url, tmp_path, "flyway")
+    required = _init_names(url, tmp_path, "flyway")
+    assert required == ("V1__organizations.sql", "V2__items.sql")
+    with _taken_out(folder / "V2__items.sql"):  # applied, unknown to the release: only that is named
+        assert _problems(url, "flyway", folder, required) == {
+            "V2__items.sql": "applied in the database, no migration in the release"}
     (folder / "V1__organizations.sql").write_text(ORGANIZATIONS + "-- edited\n")
     (folder / "V3__more.sql").write_text("CREATE TABLE more (id int);\n")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE flyway_schema_history SET success = false WHERE version = '2'")
-    assert _problems(url, "flyway", folder) == {
+    assert _problems(url, "flyway", folder, required) == {
         "V1__organizations.sql": "modified after it was applied", "V2__items.sql": "failed",
-        "V3__more.sql": "pending: never applied", "failed V2__items.sql": "failed"}
+        "V3__more.sql": "pending: never applied", "failed V2__items.sql": "failed", "required V2__items.sql": "missing"}
 
 
 def test_liquibase(server, tmp_path):
@@ -115,12 +137,14 @@ def test_liquibase(server, tmp_path):
                          " md5sum, liquibase, deployment_id) VALUES (%s, 'ana', 'db/changelog.sql', now(), %s,"
                          " 'EXECUTED', '9:0f1e2d3c4b5a69788796a5b4c3d2e1f0', '4.29.2', '1234567890')", (id_, order))
     assert _problems(url, "liquibase", folder) == {}
-    _init_names(url, tmp_path, "liquibase")
+    required = _init_names(url, tmp_path, "liquibase")
+    assert required == ("changelog.sql::1::ana", "changelog.sql::2::ana")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE databasechangeloglock SET locked = true, lockgranted = now(), lockedby = 'deploy-7'")
         conn.execute("INSERT INTO databasechangelog (id, author, filename, dateexecuted, orderexecuted, exectype)"
                      " VALUES ('9', 'bo', 'db/hotfix.sql', now(), 3, 'EXECUTED')")
-    found = _problems(url, "liquibase", folder)
+    found = _problems(url, "liquibase", folder, required)
+    assert found.keys() == {"hotfix.sql::9::bo", "lock 0"}
     assert found["hotfix.sql::9::bo"] == "applied in the database, no migration in the release"
     assert "databasechangeloglock locked by deploy-7" in found["lock 0"]
 
@@ -130,10 +154,16 @@ def test_golang_migrate(server, tmp_path):
                                               "2_items.up.sql": ITEMS, "2_items.down.sql": ""})
     url = _database(server, "golang", GOLANG_MIGRATE + ";INSERT INTO schema_migrations VALUES (2, false)")
     assert _problems(url, "golang-migrate", folder) == {}
-    _init_names(url, tmp_path, "golang-migrate")
+    required = _init_names(url, tmp_path, "golang-migrate")
+    assert required == ("2_items",)  # the one row; the versions below are applied with it
+    with _taken_out(folder / "2_items.up.sql"):
+        assert _problems(url, "golang-migrate", folder, required) == {
+            "2": "applied in the database, no migration in the release"}
+    # The next release's migration stopped midway: golang-migrate records its version dirty.
+    (folder / "3_more.up.sql").write_text("CREATE TABLE more (id int);\n")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE schema_migrations SET dirty = true")
-    assert _problems(url, "golang-migrate", folder) == {"2_items": "dirty", "failed 2_items": "dirty"}
+        conn.execute("UPDATE schema_migrations SET version = 3, dirty = true")
+    assert _problems(url, "golang-migrate", folder, required) == {"3_more": "dirty", "failed 3_more": "dirty"}
 
 
 def test_goose(server, tmp_path):
@@ -143,10 +173,13 @@ def test_goose(server, tmp_path):
     url = _database(server, "goose", GOOSE + ";INSERT INTO goose_db_version (version_id, is_applied) VALUES (1, true), (2, true)")
     assert _problems(url, "goose", folder) == {}
     assert READERS["goose"].release(folder).migrations[0].up_script == b"\n" + ORGANIZATIONS.encode()
-    _init_names(url, tmp_path, "goose")
+    required = _init_names(url, tmp_path, "goose")
+    with _taken_out(folder / "00002_items.sql"):
+        assert _problems(url, "goose", folder, required) == {"2": "applied in the database, no migration in the release"}
     with psycopg.connect(url, autocommit=True) as conn:  # `goose down`: a newer row says it is not applied
         conn.execute("INSERT INTO goose_db_version (version_id, is_applied) VALUES (2, false)")
-    assert _problems(url, "goose", folder) == {"00002_items": "rolled back, never re-applied"}
+    assert _problems(url, "goose", folder, required) == {"00002_items": "rolled back, never re-applied",
+                                                         "required 00002_items": "missing"}
 
 
 def test_rails(server, tmp_path):
@@ -155,10 +188,14 @@ def test_rails(server, tmp_path):
                                                   "20240201000000_create_items.rb": rb.format("CreateItems")})
     url = _database(server, "rails", RAILS + ";INSERT INTO schema_migrations VALUES ('20240101000000'), ('20240201000000')")
     assert _problems(url, "rails", folder) == {}
-    _init_names(url, tmp_path, "rails")
-    with psycopg.connect(url, autocommit=True) as conn:
+    required = _init_names(url, tmp_path, "rails")
+    with _taken_out(folder / "20240201000000_create_items.rb"):
+        assert _problems(url, "rails", folder, required) == {
+            "20240201000000": "applied in the database, no migration in the release"}
+    with psycopg.connect(url, autocommit=True) as conn:  # a deleted history row
         conn.execute("DELETE FROM schema_migrations WHERE version = '20240201000000'")
-    assert _problems(url, "rails", folder) == {"20240201000000_create_items": "pending: never applied"}
+    assert _problems(url, "rails", folder, required) == {"20240201000000_create_items": "pending: never applied",
+                                                         "required 20240201000000_create_items": "missing"}
 
 
 def test_dbmate_is_the_other_schema_migrations(server, tmp_path):

@@ -24,15 +24,17 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from postdeploy.migration.scratch import portable_url
+from postdeploy.scratch.relay import tcp_url
+from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
 from postdeploy.migration.tools import READERS
+from postdeploy.reference.backups import demo_backups
 
 PROJECTS = Path(__file__).resolve().parent / "migrations"
 TOOLS_CACHE = Path(os.environ.get("POSTDEPLOY_TOOLS_CACHE") or Path.home() / ".cache" / "postdeploy-tools")
 NPM_PACKAGES = ("drizzle-kit@0.31", "drizzle-orm@0.45", "pg@8", "knex@3", "typeorm@1", "ts-node@10", "typescript@5",
                 "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2")
-HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied",
-                    "test_applied_migrations_match_release")
+APPLIED = "test_applied_migrations_match_release"
+HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied", APPLIED)
 SCHEMA_CRITERION = "test_schema_matches_release"
 
 
@@ -74,9 +76,8 @@ class Tool:
     checksums: bool = False  # the tool records one: an edited migration is caught
     migrations: str = r"\d+[-_].+"  # the migration files of the folder, in order
     failed: str = ""  # SQL that leaves what the tool leaves when a run dies midway ("": the tool leaves nothing)
-    # The history records a time or a head, not a name: a migration taken out of the release can
-    # no longer be named, so its requirement is unproven too (never a false GO).
-    named_by_release: bool = False
+    forget: str = ""  # SQL deleting the history's row of our second migration (a deleted history row)
+    pending_builds: bool = True  # the migration add_pending writes changes the schema (a copy of the last, one version on)
     items: str = "items"  # the table our second migration creates
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -212,31 +213,41 @@ def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
     return ["sqitch", "deploy", f"db:pg:{parts.path.lstrip('/')}"], env
 
 
+def _newest(table: str, order: str = "id") -> str:
+    return f"DELETE FROM {table} WHERE {order} = (SELECT max({order}) FROM {table})"
+
+
 TOOLS = {t.name: t for t in (
-    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1"),
-    Drizzle("drizzle", "drizzle", _bin("drizzle-kit"), checksums=True, named_by_release=True),
+    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1",
+         forget=_newest("knex_migrations")),
+    Drizzle("drizzle", "drizzle", _bin("drizzle-kit"), checksums=True, forget=_newest("drizzle.__drizzle_migrations")),
     TypeOrm("typeorm", "migrations", lambda url, m: ([str(m / ".bin" / "typeorm-ts-node-commonjs"), "migration:run",
-                                                      "-d", "data-source.ts"], {"TS_NODE_TRANSPILE_ONLY": "1"})),
-    Tool("sequelize", "migrations", lambda url, m: ([str(m / ".bin" / "sequelize-cli"), "db:migrate"], {})),
-    Stem("node-pg-migrate", "migrations", _bin("node-pg-migrate")),
+                                                      "-d", "data-source.ts"], {"TS_NODE_TRANSPILE_ONLY": "1"}),
+            forget=_newest("migrations")),
+    Tool("sequelize", "migrations", lambda url, m: ([str(m / ".bin" / "sequelize-cli"), "db:migrate"], {}),
+         forget=_newest('"SequelizeMeta"', "name"), pending_builds=False),  # its createTable is IF NOT EXISTS
+    Stem("node-pg-migrate", "migrations", _bin("node-pg-migrate"), forget=_newest("pgmigrations")),
     Stem("dbmate", "db/migrations", lambda url, m: ([str(m / ".bin" / "dbmate"), "--url",
                                                      url + ("&" if "?" in url else "?") + "sslmode=disable",
-                                                     "--no-dump-schema", "up"], {})),
+                                                     "--no-dump-schema", "up"], {}),
+         forget=_newest("schema_migrations", "version")),
+    # alembic_version keeps one row, the head: deleting it forgets every revision.
     Alembic("alembic", "alembic", lambda url, m: ([sys.executable, "-m", "alembic", "upgrade", "head"], {}), node=False,
-            named_by_release=True),
+            forget="DELETE FROM alembic_version", pending_builds=False),
     Django("django", ".", lambda url, m: ([sys.executable, "manage.py", "migrate"], {}), node=False,
-           items="inventory_item"),
-    Sqitch("sqitch", ".", _sqitch, node=False, checksums=True),
+           items="inventory_item", forget="DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_items'"),
+    Sqitch("sqitch", ".", _sqitch, node=False, checksums=True,
+           forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
 )}
 
 
 def _apply(tool: Tool, project: Path, url: str, modules: Path | None) -> None:
-    url = portable_url(url)
-    argv, extra = tool.command(url, modules or Path())
-    env = {**os.environ, "DATABASE_URL": url, **extra}
-    if modules is not None:
-        env["NODE_PATH"] = str(modules)  # our projects have no node_modules of their own
-    done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    with tcp_url(url) as url:  # as the suite gives it to [migration] apply
+        argv, extra = tool.command(url, modules or Path())
+        env = {**os.environ, "DATABASE_URL": url, **extra}
+        if modules is not None:
+            env["NODE_PATH"] = str(modules)  # our projects have no node_modules of their own
+        done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{tool.name} failed: {done.stdout[-2000:]}\n{done.stderr[-2000:]}"
 
 
@@ -248,6 +259,11 @@ def _criteria(run_suite, project: Path, url: str, reports: str, env: dict[str, s
 
 def _text(criterion: dict) -> str:
     return json.dumps(criterion)
+
+
+def _failed(criteria: dict[str, dict]) -> set[str]:
+    """The history and schema criteria that failed (the others are left out of the run)."""
+    return {n for n in (*HISTORY_CRITERIA, SCHEMA_CRITERION) if criteria[n]["outcome"] == "failed"}
 
 
 @pytest.mark.parametrize("name", list(TOOLS))
@@ -284,38 +300,113 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     with psycopg.connect(hotfix, autocommit=True) as conn:  # a column added by hand, outside any migration
         conn.execute(f"ALTER TABLE {tool.items} ADD COLUMN hotfix integer")
     run, criteria = _criteria(run_suite, project, hotfix, "hotfix", env)
-    assert {n for n in wanted if criteria[n]["outcome"] == "failed"} == {SCHEMA_CRITERION}, run.output
+    assert _failed(criteria) == {SCHEMA_CRITERION}, run.output
     assert f"{tool.items}.hotfix" in _text(criteria[SCHEMA_CRITERION]), run.output
 
-    faults: list[tuple[str, Callable[[Path], str], str]] = [
-        ("pending", tool.add_pending, "pending: never applied"),
-        ("unknown", tool.drop_last, "no migration in the release"),
+    # Each fault fails exactly its criterion; a migration pending or taken out of the release
+    # changes what the release builds too, and a failed or forgotten one is not applied as released
+    # (as the reference's catalogue has it: release_faults.SEEN_BY_RELEASE).
+    faults: list[tuple[str, Callable[[Path], str], str, set[str]]] = [
+        ("pending", tool.add_pending, "pending: never applied", {APPLIED} | ({SCHEMA_CRITERION} if tool.pending_builds else set())),
+        ("unknown", tool.drop_last, "no migration in the release", {APPLIED, SCHEMA_CRITERION}),
     ]
     if tool.checksums:
-        faults.append(("edited", tool.edit_first, "modified after it was applied"))
-    for fault, plant, problem in faults:
+        faults.append(("edited", tool.edit_first, "modified after it was applied", {APPLIED}))
+    for fault, plant, problem, wanted_failed in faults:
         copy = tmp_path / fault
         shutil.copytree(project, copy)
         migration = plant(copy)
         run, criteria = _criteria(run_suite, copy, url, fault, env)
-        failed = {n for n in HISTORY_CRITERIA if criteria[n]["outcome"] == "failed"}
-        # A pending or unknown migration changes what the release builds too; an edit here is a comment.
-        assert fault != "edited" or criteria[SCHEMA_CRITERION]["outcome"] == "passed", (fault, run.output)
-        also = {"test_required_migrations_applied"} if fault == "unknown" and tool.named_by_release else set()
-        assert failed == {"test_applied_migrations_match_release", *also}, (fault, run.output)
-        assert migration in _text(criteria["test_applied_migrations_match_release"]), (fault, migration, run.output)
+        assert _failed(criteria) == wanted_failed, (fault, run.output)
+        assert migration in _text(criteria[APPLIED]), (fault, migration, run.output)
         assert problem in run.output, (fault, run.output)
+
+    # A deleted history row: the required migration is missing, and the release's is pending.
+    forgotten = server.create_database(f"{name.replace('-', '_')}_forgot", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+    with psycopg.connect(forgotten, autocommit=True) as conn:
+        conn.execute(tool.forget)
+    run, criteria = _criteria(run_suite, project, forgotten, "forgotten", env)
+    assert _failed(criteria) == {"test_required_migrations_applied", APPLIED}, run.output
+    assert "pending: never applied" in _text(criteria[APPLIED]), run.output
 
     if isinstance(tool, Sqitch):  # the real tool fails a change, and says so in its history
         broken = tool.add_failing(project)
         with pytest.raises(AssertionError, match="sqitch failed"):
             _apply(tool, project, url, modules)
-    elif tool.failed:  # what the tool leaves behind when its run dies midway
+        # The failed change is the release's: not applied as released either; the release builds a broken schema.
+        wanted_failed = {"test_no_failed_migration", APPLIED, SCHEMA_CRITERION}
+    elif tool.failed:  # what the tool leaves behind when its run dies midway: a lock, no migration row
         broken = "is_locked"
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(tool.failed)
+        wanted_failed = {"test_no_failed_migration"}
     else:
         return
     run, criteria = _criteria(run_suite, project, url, "failed", env)
-    assert criteria["test_no_failed_migration"]["outcome"] == "failed", run.output
+    assert _failed(criteria) == wanted_failed, run.output
     assert broken in _text(criteria["test_no_failed_migration"]), run.output
+
+
+def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_suite, node_modules):
+    """Knex's tableName: init finds the table by its columns and writes it; the criteria read it,
+    and the lock knex names after it."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "knex", project)
+    url = server.create_database("knex_renamed")
+    with tcp_url(url) as reachable:
+        done = subprocess.run([str(node_modules / ".bin" / "knex"), "migrate:latest"], cwd=project, capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "DATABASE_URL": reachable,
+                                                           "NODE_PATH": str(node_modules), "KNEX_TABLE": "app_migrations"})
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    written = (project / "postdeploy.toml").read_text()
+    assert 'tool = "knex"' in written and 'table = "app_migrations"' in written, written
+    run, criteria = _criteria(run_suite, project, url, "renamed")
+    assert {n: criteria[n]["outcome"] for n in HISTORY_CRITERIA} == dict.fromkeys(HISTORY_CRITERIA, "passed"), run.output
+    assert "2 recorded in app_migrations" in _text(criteria["test_no_failed_migration"]), run.output
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE app_migrations_lock SET is_locked = 1")
+    run, criteria = _criteria(run_suite, project, url, "renamed-locked")
+    assert _failed(criteria) == {"test_no_failed_migration"}, run.output
+    assert "app_migrations_lock is_locked = 1" in _text(criteria["test_no_failed_migration"]), run.output
+
+
+def test_a_rehearsal_applies_another_tools_release_with_its_own_command(server, tmp_path, run_suite, node_modules,
+                                                                         short_tmp, dump_bin):
+    """--postdeploy-target rehearsal on a Knex release: the newest backup restored, the pending
+    migration applied by `[migration] apply` (so knex records it), the copy signed off; the
+    target untouched. Without apply, a usage error says what to set."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "knex", project)
+    newest = TOOLS["knex"].files(project)[-1]
+    held = newest.rename(tmp_path / newest.name)  # production runs the release before this one
+    url = server.create_database("knex_rehearsed")
+    _apply(TOOLS["knex"], project, url, node_modules)
+    held.rename(newest)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    demo_backups(url, tmp_path / "backups", bin_dir=dump_bin)
+    config = project / "postdeploy.toml"
+    written = config.read_text() + (f'\n[backup]\nprovider = "directory"\n\n[backup.directory]\npath = "{tmp_path / "backups"}"\n'
+                                    '\n[signoff]\nrequired_areas = ["migration"]\n')
+    config.write_text(written)
+    env = {"TMPDIR": short_tmp, "NODE_PATH": str(node_modules)}
+    args = ("-m", "post_deploy", "-k", " or ".join((*HISTORY_CRITERIA, SCHEMA_CRITERION)), "--postdeploy-target",
+            "rehearsal", "--postdeploy-config", str(config))
+    run = run_suite(*args, database_url=url, env=env, reports="reports-no-apply")
+    assert run.exit_code == 4 and "set [migration] apply" in run.output, run.output
+
+    command = f"{node_modules / '.bin' / 'knex'} migrate:latest"
+    config.write_text(written.replace("[migration]\n", f"[migration]\napply = {json.dumps(command)}\n", 1))
+    run = run_suite(*args, database_url=url, env=env, reports="reports-rehearsed")
+    criteria = {c["name"]: c for c in run.signoff["criteria"]}
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
+    observed = criteria[APPLIED]["observed"]
+    assert f"{newest.name} (`{command}`): " in observed, observed  # the pending migration, applied and timed
+    with psycopg.connect(url) as conn:  # the target is untouched: production still has the one migration
+        assert conn.execute("SELECT count(*) FROM knex_migrations").fetchone()[0] == 1
