@@ -140,3 +140,52 @@ def test_init_on_an_application_unlike_the_reference_declares_what_it_lacks(pg, 
     texts = " ".join(f"{c['wanted']} {c['observed']} {c['evidence']}" for c in criteria.values())
     assert not [n for n in REFERENCE_NAMES if n in texts], texts
     assert any(c["outcome"] == "passed" for c in criteria.values())
+
+
+DJANGO_TENANTS = Path(__file__).resolve().parent / "migrations" / "django_tenants"
+
+
+def manage(url: str, *args: str) -> None:
+    """Our django-tenants project's manage.py, run on the database as a deploy runs it."""
+    env = {**os.environ, "DATABASE_URL": url}
+    done = subprocess.run([sys.executable, "manage.py", *args, "-v", "0"], cwd=DJANGO_TENANTS, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def register(url: str, *schemas: str) -> None:
+    """Tenants signed up: a row in the registry and an empty schema for migrate_schemas to fill."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute("INSERT INTO customers_client (schema_name, name) VALUES (%s, %s)", (schema, schema.title()))
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+
+
+def test_django_tenants_migrate_schemas_go_then_a_tenant_stopped_partway(pg, run_suite, tmp_path):
+    """A real django-tenants database, migrated by migrate_schemas: GO on every criterion init
+    configures; then a tenant whose migrate_schemas stopped after its first migration, named."""
+    pytest.importorskip("django_tenants")
+    url = pg.create_database("djtenants")
+    manage(url, "migrate_schemas", "--shared")
+    register(url, "acme", "globex", "hooli")
+    manage(url, "migrate_schemas", "--tenant")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for schema in ("acme", "globex", "hooli"):
+            conn.execute(f'INSERT INTO "{schema}".inventory_item (name, sku) VALUES (%s, %s)', (schema, f"{schema}-1"))
+    config = init(url, tmp_path)
+    raw = tomllib.loads(config.read_text())
+    assert raw["tenancy"]["model"] == "schema" and raw["tenancy"]["registry"] == "public.customers_client"
+    assert run_suite("-m", "baseline", "--postdeploy-config", str(config), database_url=url, reports="b").exit_code == 0
+    healthy, criteria = sign_off(run_suite, url, config, "healthy")
+    assert failed(criteria) == set(), healthy.output
+    assert {n for n in SCHEMA_CRITERIA if criteria[n]["outcome"] == "passed"} == SCHEMA_CRITERIA
+
+    register(url, "initech")
+    manage(url, "migrate_schemas", "--schema=initech", "inventory", "0001")  # the run stopped after 0001
+    stopped, criteria = sign_off(run_suite, url, config, "stopped")
+    assert failed(criteria) == {"test_tenant_schemas_migrated", "test_tenant_schemas_same_shape"}, stopped.output
+    migrated = criteria["test_tenant_schemas_migrated"]["evidence"]
+    assert [r["schema"] for r in migrated] == ["initech"]
+    # Migrating inventory to 0001 applied it alone: the other apps' migrations are missing there too.
+    assert migrated[0]["migrations"].startswith("missing ") and "inventory.0002_movement_created_index" in migrated[0]["migrations"]
+    assert schemas_named(criteria["test_tenant_schemas_same_shape"]) == {"initech"}
