@@ -52,6 +52,8 @@ def test_tenant_schemas_migrated(tenant_schemas, settings, signoff):
 def test_tenant_schemas_same_shape(tenant_schemas, signoff):
     """All migrations completed successfully: every tenant schema has the template's tables, columns, constraints, indexes, triggers and functions."""
     template = f"schema {tenant_schemas.template}" if tenant_schemas.template else "the majority shape"
+    if tenant_schemas.template and not tenant_schemas.template_shape:
+        signoff.check(False, wanted=f"the template {template} ([tenancy] template)", observed=f"{template} not found or empty")
     _matrix(tenant_schemas, "shape", signoff, what="differ from the template",
             wanted=f"each tenant schema as {template} ({len(tenant_schemas.template_shape)} objects: tables, columns with"
             " type and nullability, constraints, indexes, triggers, functions, views)")
