@@ -95,6 +95,18 @@ def test_three_tenant_faults_named_and_nothing_else(pg, run_suite, tmp_path):
     }
     assert "1 pass every check" in shape["observed"]  # acme: the passing tenants are counted, not listed
 
+    # As the issue tells it: the database re-created with its faults, then init, then the sign-off.
+    again = pg.create_database("acceptance_again")
+    build(again, ["acme", "globex", "initech"])
+    apply_schema_fault(again, "left_behind", "initech")
+    apply_schema_fault(again, "column_nullable", "globex")
+    apply_schema_fault(again, "registered_without_schema", "umbrella")
+    (tmp_path / "again").mkdir()
+    config = init(again, tmp_path / "again")
+    run, criteria = sign_off(run_suite, again, config, "again")
+    assert failed(criteria) == {"test_tenant_schemas_registered", "test_tenant_schemas_migrated",
+                                "test_tenant_schemas_same_shape"}, run.output
+
 
 def test_each_schema_fault_fails_exactly_its_criteria(pg, run_suite, tmp_path):
     """The catalogue: every fault planted in its own tenant schema of one database, one run; each
