@@ -129,6 +129,19 @@ def test_each_schema_fault_fails_exactly_its_criteria(pg, run_suite, tmp_path):
     assert reference == "constraint movement.movement_item_elsewhere: foreign key to t06.item"
 
 
+@pytest.mark.parametrize(("keys", "message"), [
+    ('registry = "public.nope"', "tenancy.registry names table 'public.nope', which does not exist"),
+    ('registry = "public.tenants"\nschema_column = "slug"', "tenancy.schema_column: table 'public.tenants' has no column 'slug'"),
+], ids=["table", "column"])
+def test_a_registry_the_catalog_lacks_stops_the_run_naming_the_key(keys, message, pg, run_suite, tmp_path):
+    url = pg.create_database(f"registry_{len(keys)}")
+    build(url, ["acme", "globex"])
+    config = tmp_path / "postdeploy.toml"
+    config.write_text(f'[tenancy]\nmodel = "schema"\n{keys}\n')
+    run = run_suite("-m", "post_deploy", "--postdeploy-config", str(config), database_url=url)
+    assert run.exit_code == 4 and message in run.output and "Traceback" not in run.output, run.output
+
+
 def test_init_on_an_application_unlike_the_reference_declares_what_it_lacks(pg, run_suite, tmp_path):
     """A single-tenant application of other names: init writes each absent part with its switch,
     and no criterion fails, nor names a table, column or migration of the reference deployment."""
