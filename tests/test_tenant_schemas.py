@@ -214,3 +214,18 @@ def test_django_tenants_migrate_schemas_go_then_a_tenant_stopped_partway(pg, run
     # Migrating inventory to 0001 applied it alone: the other apps' migrations are missing there too.
     assert migrated[0]["migrations"].startswith("missing ") and "inventory.0002_movement_created_index" in migrated[0]["migrations"]
     assert schemas_named(criteria["test_tenant_schemas_same_shape"]) == {"initech"}
+
+
+def test_tenant_schemas_by_name_without_a_registry(pg, run_suite, tmp_path):
+    """No registry: init finds the tenant schemas by their names' common prefix (schema_pattern)."""
+    url = pg.create_database("pattern")
+    build(url, ["tenant_a", "tenant_b", "tenant_c"], register=False)
+    config = init(url, tmp_path)
+    raw = tomllib.loads(config.read_text())
+    assert raw["tenancy"]["model"] == "schema" and raw["tenancy"]["schema_pattern"] == "tenant_%"
+    assert "registry" not in raw["tenancy"]
+    apply_schema_fault(url, "column_nullable", "tenant_b")
+    run, criteria = sign_off(run_suite, url, config, "run")
+    assert failed(criteria) == {"test_tenant_schemas_same_shape"}, run.output
+    assert schemas_named(criteria["test_tenant_schemas_same_shape"]) == {"tenant_b"}
+    assert "all 3 tenant schemas" in criteria["test_tenant_schemas_migrated"]["observed"]
