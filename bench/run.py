@@ -3,6 +3,7 @@
     python -m bench.run [--url postgresql://postgres@127.0.0.1:5432/postgres] [--scales 1000000 10000000]
                         [--rounds 3] [--reuse] [--database-prefix postdeploy_bench]
     python -m bench.run --fleet [--postdeploy-targets 50] [--movements 20000] [--big-fleet 200]   (bench/fleet.py)
+    python -m bench.run --schemas [--tenant-schemas 1000]   (bench/schemas.py)
 
 For each scale it loads the reference deployment into <prefix>_<scale> (kept; --reuse skips the
 load), captures a baseline, warms every contender once, then runs --rounds rounds; each round
@@ -256,7 +257,14 @@ def main() -> int:
     fleet.add_argument("--postdeploy-targets", type=int, default=50, help="targets of the fleet (default: %(default)s)")
     fleet.add_argument("--movements", type=int, default=20_000, help="ledger rows of each target (default: %(default)s)")
     fleet.add_argument("--big-fleet", type=int, default=200, help="then one run of a fleet this big (0: none)")
+    schemas = p.add_argument_group("--schemas: tenant schemas in one catalog pass against schema by schema (bench/schemas.py)")
+    schemas.add_argument("--schemas", action="store_true", help="run the schema-per-tenant benchmark instead")
+    schemas.add_argument("--tenant-schemas", type=int, default=1_000, help="tenant schemas of 20 tables (default: %(default)s)")
     args = p.parse_args()
+    if args.schemas:
+        from bench.schemas import main as schemas_main
+
+        return schemas_main(args)
     if args.fleet:
         from bench.fleet import main as fleet_main
 

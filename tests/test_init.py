@@ -67,10 +67,12 @@ def test_init_on_an_empty_database_says_tenancy_was_not_found(server, tmp_path):
     url = server.create_database("initempty")
     done = _init("--database-url", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "not found, declared absent: tenancy (no tenant column found)" in done.stdout
+    assert "not found, declared absent: tenancy (no tenant column, no tenant schemas)" in done.stdout
     text = (tmp_path / "postdeploy.toml").read_text()
     assert "tenancy: NOT FOUND" in text
     raw = tomllib.loads(text)
+    # Absent, each by its section's own switch: never the reference deployment's names by default.
+    assert raw["tenancy"] == {"model": "none"} and raw["migration"] == {"tool": "none"}
     assert raw["balance"] == {"enabled": False} and raw["monitoring"] == {"reconciliation_table": ""}
 
 
