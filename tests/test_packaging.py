@@ -81,12 +81,12 @@ def test_an_applications_repository_signs_off_its_database(installed: Installed,
     config = app / "postdeploy.toml"
     text = config.read_text()
     assert '\nfolder = "prisma/migrations"\n' in text
-    # What a team adds on review: the trigger its deploy applies outside Prisma, its backups, and
-    # that it has no alerting (monitoring is a required area: without routes nor this, NO-GO).
+    # What a team adds on review: the trigger its deploy applies outside Prisma, and its backups
+    # (init declared no alerting: no route was set where it ran).
     trigger = reference.TRIGGER_SQL_PATH.relative_to(reference.MIGRATIONS_DIR).as_posix()
     text = text.replace('\nfolder = "prisma/migrations"\n', f'\nfolder = "prisma/migrations"\nextra_sql = ["{trigger}"]\n')
     with backup_source("healthy", Dumps.of(healthy_url, tmp_path / "dumps"), app / "backups") as (backups, _):
-        config.write_text(text + "\n" + backups.replace(str(app / "backups"), "backups") + "\n[alerting]\nenabled = false\n")
+        config.write_text(text + "\n" + backups.replace(str(app / "backups"), "backups"))
         _check(installed.run("pytest", "-m", "baseline", cwd=app, env=env))
         done = installed.run("pytest", "-m", "post_deploy", cwd=app, env=env)
         (app / "ci").mkdir()

@@ -37,11 +37,11 @@ def _copy(server, shape_templates, name: str) -> str:
 
 
 def _configure(url: str, name: str, folder: Path, server) -> Path:
-    """init's file, with the shape's hand adjustments, the server's healthy backup folder, and the
-    declaration that these applications have no alerting (monitoring is required by default)."""
+    """init's file (which declares no alerting: no route where it ran), with the shape's hand
+    adjustments and the server's healthy backup folder."""
     path = folder / f"{name}.toml"
     init(url, path)
-    path.write_text(SHAPES[name].adjust(path.read_text()) + "\n" + server.backup_config + "\n[alerting]\nenabled = false\n")
+    path.write_text(SHAPES[name].adjust(path.read_text()) + "\n" + server.backup_config)
     return path
 
 
