@@ -48,6 +48,11 @@ def test_values_are_read_and_typed(tmp_path):
         ('[signoff]\nrequired_areas = ["migrations"]\n', "unknown area(s) ['migrations']"),
         ("tenancy = 1\n", "tenancy must be a table"),
         ("[tenancy\n", "not valid TOML"),
+        # Written but empty: never the reference deployment's names in their place.
+        ("[tenancy]\n[signoff]\nallow_writes = true\n", '[tenancy] is empty: write model = "row" with organizations_table'),
+        ("[migration]\n", '[migration] is empty: write tool = "..." with its folder, or tool = "none"'),
+        ("[balance]\n", "[balance] is empty: write table and ledger, or enabled = false"),
+        ("[monitoring]\n", "[monitoring] is empty"),
     ],
 )
 def test_bad_files_name_the_key(tmp_path, text, message):
