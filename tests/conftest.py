@@ -125,6 +125,11 @@ def _server_params() -> list:
     return ["embedded", local, pg16]
 
 
+# For checks whose logic does not depend on the server (acceptances, fleets, CI examples, verdicts):
+# signed off on the embedded server only, where the other servers would repeat the same runs.
+EMBEDDED_ONLY = pytest.mark.parametrize("server", ["embedded"], indirect=True)
+
+
 @pytest.fixture(scope="session", params=_server_params())
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Each real server in turn, with a healthy reference deployment loaded as a template,

@@ -23,6 +23,7 @@ from postdeploy.signoff.settings import ConfigError, load_settings, today
 from postdeploy.signoff.verdict import NOT_APPLICABLE, Result, decide
 
 from test_report import CHROMIUM, needs_chromium
+from conftest import EMBEDDED_ONLY
 
 INDEXED = "test_tenant_columns_indexed"
 UNINDEXED = ("User", "Location", "StockMovement")  # what missing_tenant_index drops
@@ -104,6 +105,7 @@ def test_invalid_entry_stops_the_run_with_exit_4(run_suite, tmp_path):
 # The outcomes, on a database where three tenant tables lack their tenant index.
 
 
+@EMBEDDED_ONLY
 def test_all_offending_objects_accepted_is_go_with_its_own_count(server, unindexed_url, run_suite, tmp_path):
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry()), database_url=unindexed_url)
     assert run.exit_code == 7, run.output
@@ -129,6 +131,7 @@ def test_all_offending_objects_accepted_is_go_with_its_own_count(server, unindex
         assert conn.execute("SELECT outcome FROM criterion WHERE name = ?", (INDEXED,)).fetchone() == ("accepted",)
 
 
+@EMBEDDED_ONLY
 def test_partly_accepted_fails_naming_only_the_uncovered(server, unindexed_url, run_suite, tmp_path):
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry(objects=("User", "Location"))),
                     database_url=unindexed_url)
@@ -140,6 +143,7 @@ def test_partly_accepted_fails_naming_only_the_uncovered(server, unindexed_url, 
     assert [row["table"] for row in criterion["evidence"]] == ["StockMovement"]
 
 
+@EMBEDDED_ONLY
 def test_expired_acceptance_fails_naming_its_date_and_ticket(server, unindexed_url, run_suite, tmp_path):
     expired = (today() - timedelta(days=3)).isoformat()
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry(expires=expired, ticket="CHG-77")),
@@ -149,6 +153,7 @@ def test_expired_acceptance_fails_naming_its_date_and_ticket(server, unindexed_u
     assert f"acceptance of User, Location, StockMovement expired on {expired} (CHG-77)" in run.output
 
 
+@EMBEDDED_ONLY
 def test_acceptance_never_hides_another_criterion_or_another_object(server, unindexed_url, run_suite, tmp_path):
     # The right objects under another criterion, and another object under the right one.
     text = entry(criterion="test_tenant_foreign_keys_validated") + entry(objects=("InventoryItem",))
@@ -160,6 +165,7 @@ def test_acceptance_never_hides_another_criterion_or_another_object(server, unin
     assert len(unused) == 2 and unused[0].startswith("unused acceptance: test_tenant_foreign_keys_validated: ")
 
 
+@EMBEDDED_ONLY
 def test_unused_acceptance_beside_a_passing_run_is_one_non_blocking_line(server, healthy_url, run_suite, tmp_path):
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, entry()), database_url=healthy_url)
     assert run.exit_code == 7, run.output
@@ -169,6 +175,7 @@ def test_unused_acceptance_beside_a_passing_run_is_one_non_blocking_line(server,
     assert "unused acceptance: test_tenant_columns_indexed" in (run.folder / "sign-off.md").read_text()
 
 
+@EMBEDDED_ONLY
 def test_failing_advisory_criterion_warns_and_never_blocks(server, unindexed_url, run_suite, tmp_path):
     text = f'[signoff]\nadvisory = ["{INDEXED}"]\n'
     run = run_suite(*MIGRATION_AREA, "--postdeploy-config", config(tmp_path, text), database_url=unindexed_url)
@@ -183,6 +190,7 @@ def test_failing_advisory_criterion_warns_and_never_blocks(server, unindexed_url
     assert last_line(run) == "SIGN-OFF: NO-GO - 7 passed, 1 advisory failed, 1 failed, 2 not applicable, 29 not selected"
 
 
+@EMBEDDED_ONLY
 @needs_chromium
 def test_accepted_exception_is_visible_without_scrolling(server, unindexed_url, run_suite, tmp_path):
     """The whole suite (most criteria skipped without an app): the page's first screen at 1400 x 900."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from postdeploy.reference import DEMO_PASSWORD
+from conftest import EMBEDDED_ONLY
 
 HTTP_CRITERIA = {
     "test_liveness_endpoint",
@@ -82,12 +83,11 @@ def full_backlog() -> Iterator[int]:
     server.close()
 
 
+@EMBEDDED_ONLY  # the application's failures do not depend on the database server
 @pytest.mark.parametrize("mode", ["unreachable", "refused", "timeout", "tls"])
 def test_app_url_without_answer_fails_each_http_criterion_in_one_line(
     mode, request, embedded, server, healthy_url, reference_app, run_suite, tmp_path: Path
 ):
-    if server.label != "embedded":
-        pytest.skip("does not depend on the database server")
     deployment = reference_app(healthy_url)
     if mode == "refused":
         url, cause = f"http://127.0.0.1:{_closed_port()}", "connection refused"
@@ -124,9 +124,8 @@ def test_no_app_url_is_a_blocking_skip_and_database_criteria_still_run(server, h
     assert "required check" in run.output.rstrip().splitlines()[-1]
 
 
+@EMBEDDED_ONLY
 def test_tokens_passwords_and_cookies_appear_in_no_output(server, healthy_url, reference_app, run_suite):
-    if server.label != "embedded":
-        pytest.skip("does not depend on the database server")
     # Errors in the log quote a bearer token and a cookie; the login answers carry tokens.
     deployment = reference_app(healthy_url, env={"POSTDEPLOY_APP_FAULT": "log_errors"})
     run = run_suite("-m", "post_deploy", "--postdeploy-send-test-alert", database_url=healthy_url, env=deployment.env)

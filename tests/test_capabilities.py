@@ -8,10 +8,12 @@ from pathlib import Path
 
 from postdeploy.data.baseline import capture_to_file
 from postdeploy.signoff.settings import Settings
+from conftest import EMBEDDED_ONLY
 
 DECLARED = '[balance]\ntrigger = ""\n[monitoring]\nreconciliation_table = ""\n[app]\nenabled = false\n[alerting]\nenabled = false\n'
 
 
+@EMBEDDED_ONLY
 def test_declared_absent_is_not_applicable_and_go(server, healthy_url, run_suite, tmp_path: Path):
     config = tmp_path / "declared.toml"
     config.write_text(server.backup_config + DECLARED)
@@ -41,6 +43,7 @@ def test_declared_absent_is_not_applicable_and_go(server, healthy_url, run_suite
     assert "()" not in run.output and " on : " not in run.output  # no empty name formatted
 
 
+@EMBEDDED_ONLY
 def test_balance_area_declared_absent(server, healthy_url, run_suite, tmp_path: Path):
     config = tmp_path / "nobalance.toml"
     config.write_text('[balance]\nenabled = false\n')

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, suite_environ
+from conftest import EMBEDDED_ONLY, ROOT, suite_environ
 from postdeploy.data.baseline import capture_to_file
 from postdeploy.fleet.members import merged, with_database
 from postdeploy.fleet.resolve import Resolver
@@ -61,6 +61,7 @@ def report_texts(folder: Path) -> str:
     return "".join(p.read_text() for p in folder.iterdir() if p.suffix in (".html", ".md", ".json", ".xml"))
 
 
+@EMBEDDED_ONLY
 def test_fleet_signs_off_each_target_and_the_run(server, healthy_url, run_suite, tmp_path):
     faulty = server.create_database(f"f{uuid.uuid4().hex[:8]}", template="healthy")
     apply_fault(faulty, "ledger_tenant_mismatch")
@@ -115,6 +116,7 @@ def test_fleet_signs_off_each_target_and_the_run(server, healthy_url, run_suite,
     assert all(f"<td>{name}</td>" in history for name in ("eu", "us", "leaky", "gone", "odd"))
 
 
+@EMBEDDED_ONLY
 def test_shards_merged_give_the_single_runs_verdicts(server, healthy_url, run_suite, tmp_path):
     faulty = server.create_database(f"f{uuid.uuid4().hex[:8]}", template="healthy")
     apply_fault(faulty, "ledger_tenant_mismatch")
@@ -149,6 +151,7 @@ def test_shards_merged_give_the_single_runs_verdicts(server, healthy_url, run_su
     assert len(mixed.stderr.strip().splitlines()) == 1
 
 
+@EMBEDDED_ONLY
 def test_database_pattern_expands_to_every_matching_database(server, run_suite, tmp_path):
     tenants = [f"{server.prefix}tenant_{letter}" for letter in "abcde"]
     for name in tenants:

@@ -20,7 +20,7 @@ from postdeploy import reference
 from postdeploy.reference.backups import demo_backups
 from postdeploy.reference.release_faults import RELEASES
 from postdeploy.signoff.checklist import ROLLBACK_AREAS
-from tests.conftest import ROOT
+from tests.conftest import EMBEDDED_ONLY, ROOT
 from tests.test_container import containers_of, needs_docker
 from tests.test_demo import processes_under
 
@@ -309,14 +309,13 @@ def test_complete_rollback_signs_off_go_against_the_previous_release(name, serve
     assert "### Rollback rehearsed: GO" in (run.folder / "sign-off.md").read_text()
 
 
+@EMBEDDED_ONLY
 @pytest.mark.parametrize("selection, copy_verdict", [
     ("post_deploy and (migration or tenancy or balance or data)", "GO"),
     ("post_deploy and migration", "PARTIAL GO"),
 ])
 def test_rolled_back_copy_is_signed_off_within_the_runs_selection(selection, copy_verdict, server, healthy_url, run_suite,
                                                                     tmp_path, short_tmp, dump_bin):
-    if server.label != "embedded":
-        pytest.skip("the selection does not depend on the database server")
     # One fresh dump in the backup folder: "too few to show a schedule" were the copy judged on backups.
     run = rehearse_rollback("complete", server, healthy_url, run_suite, tmp_path, short_tmp, dump_bin,
                             args=("-m", selection))

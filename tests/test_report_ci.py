@@ -23,6 +23,7 @@ from conftest import suite_environ
 from test_report_attach import SECRET, TicketService
 
 from postdeploy import reference
+from conftest import EMBEDDED_ONLY
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = ROOT / "docs" / "ci"
@@ -64,6 +65,7 @@ def staging(server, healthy_url: str, reference_app) -> dict[str, str]:
     return {"DATABASE_URL": healthy_url, "DEFAULT_ORG_ID": reference.DEFAULT_ORG_ID, **deployment.env}
 
 
+@EMBEDDED_ONLY
 def test_github_actions_workflow(tmp_path: Path, server, healthy_url, reference_app):
     workflow = yaml.safe_load((CI / "github-actions.yml").read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as true
@@ -117,6 +119,7 @@ def test_github_actions_workflow(tmp_path: Path, server, healthy_url, reference_
     assert SECRET not in output
 
 
+@EMBEDDED_ONLY
 def test_gitlab_ci_jobs_fail_the_pipeline_on_no_go(tmp_path: Path, server, healthy_url, reference_app):
     pipeline = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
     baseline, job = pipeline["postdeploy_baseline"], pipeline["postdeploy_signoff"]
@@ -213,6 +216,7 @@ def expected_shard_exit(shard: int, count: int, names: list[str]) -> int:
     return 0 if any(shard_of(n, count) == shard for n in names) else 1
 
 
+@EMBEDDED_ONLY
 def test_github_actions_fleet_matrix_and_merge(server, tmp_path: Path):
     workflow = yaml.safe_load((CI / "github-actions-fleet.yml").read_text())
     signoff, merge = workflow["jobs"]["signoff"], workflow["jobs"]["merge"]
@@ -251,6 +255,7 @@ def test_github_actions_fleet_matrix_and_merge(server, tmp_path: Path):
     assert json.loads((runner / junit).with_name("sign-off.json").read_text())["release"] == "2024.03.01"
 
 
+@EMBEDDED_ONLY
 def test_gitlab_ci_fleet_parallel_and_merge_fail_the_pipeline_on_no_go(server, tmp_path: Path):
     pipeline = yaml.safe_load((CI / "gitlab-ci-fleet.yml").read_text())
     signoff, merge = pipeline["signoff_fleet"], pipeline["merge_fleet"]

@@ -9,6 +9,7 @@ import pytest
 
 from postdeploy.signoff.checklist import SUCCESS_CRITERIA
 from test_report import dom, needs_chromium
+from conftest import EMBEDDED_ONLY
 
 EVERY = [s.title for s in SUCCESS_CRITERIA]
 
@@ -68,10 +69,9 @@ def test_nothing_passed_is_never_go(run_suite, tmp_path):
     assert run.output.rstrip().splitlines()[-1] == "SIGN-OFF: NO-GO - 2 not applicable, 38 not selected, no criterion passed"
 
 
+@EMBEDDED_ONLY
 def test_monitoring_is_required_unless_the_application_declares_no_alerting(server, healthy_url, reference_app,
                                                                              run_suite, tmp_path):
-    if server.label != "embedded":
-        pytest.skip("does not depend on the database server")
     deployment = reference_app(healthy_url)
     env = {k: v for k, v in deployment.env.items() if k not in ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY")}
     run = run_suite("-m", "post_deploy", database_url=healthy_url, env=env, reports="no-route")
