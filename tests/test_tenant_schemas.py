@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from conftest import Server
+from postdeploy.reference.backups import Dumps, backup_source
 from postdeploy.reference.tenant_schemas import SCHEMA_FAULTS, apply_schema_fault, build
 
 SCHEMA_CRITERIA = {"test_tenant_schemas_registered", "test_tenant_schemas_migrated", "test_tenant_schemas_same_shape",
@@ -67,14 +68,16 @@ def test_three_tenant_faults_named_and_nothing_else(pg, run_suite, tmp_path):
     assert raw["tenancy"] == {"model": "schema", "registry": "public.tenants", "schema_column": "schema_name",
                               "shared_schema": "public", "template": ""}
     assert raw["migration"]["tool"] == "django" and raw["alerting"] == {"enabled": False}
+    # What the team adds: its backups (real pg_dump files of this database).
+    with backup_source("healthy", Dumps.of(url, tmp_path / "dumps"), tmp_path / "backups") as (backups, _):
+        config.write_text(config.read_text() + "\n" + backups)
     baseline = run_suite("-m", "baseline", "--postdeploy-config", str(config), database_url=url, reports="baseline")
     assert baseline.exit_code == 0, baseline.output
 
     healthy, criteria = sign_off(run_suite, url, config, "healthy")
     assert failed(criteria) == set(), healthy.output
     assert {n for n in SCHEMA_CRITERIA if criteria[n]["outcome"] == "passed"} == SCHEMA_CRITERIA
-    # What a fresh database honestly lacks is not applicable, or skipped saying what to set: never failed.
-    assert all("backup" in c["area"] for c in criteria.values() if c["outcome"] == "skipped" and not c["not_applicable"])
+    assert healthy.exit_code == 0 and healthy.signoff["verdict"] == "GO", healthy.output
 
     apply_schema_fault(url, "left_behind", "initech")
     apply_schema_fault(url, "column_nullable", "globex")
