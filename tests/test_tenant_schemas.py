@@ -203,10 +203,13 @@ def test_django_tenants_migrate_schemas_go_then_a_tenant_stopped_partway(pg, run
     config = init(url, tmp_path)
     raw = tomllib.loads(config.read_text())
     assert raw["tenancy"]["model"] == "schema" and raw["tenancy"]["registry"] == "public.customers_client"
+    with backup_source("healthy", Dumps.of(url, tmp_path / "dumps"), tmp_path / "backups") as (backups, _):
+        config.write_text(config.read_text() + "\n" + backups)
     assert run_suite("-m", "baseline", "--postdeploy-config", str(config), database_url=url, reports="b").exit_code == 0
     healthy, criteria = sign_off(run_suite, url, config, "healthy")
     assert failed(criteria) == set(), healthy.output
     assert {n for n in SCHEMA_CRITERIA if criteria[n]["outcome"] == "passed"} == SCHEMA_CRITERIA
+    assert healthy.exit_code == 0 and healthy.signoff["verdict"] == "GO", healthy.output
 
     register(url, "initech")
     manage(url, "migrate_schemas", "--schema=initech", "inventory", "0001")  # the run stopped after 0001
