@@ -3,7 +3,8 @@ is applied by the tool itself, `postdeploy init` names the tool, the healthy cop
 history criteria, and each planted fault fails its criterion naming the migration.
 
 The Node tools are installed once per machine into a cache outside the checkout
-($POSTDEPLOY_TOOLS_CACHE, else ~/.cache/postdeploy-tools); alembic and Django come with the
+($POSTDEPLOY_TOOLS_CACHE, else ~/.cache/postdeploy-tools), Liquibase with them (its npm package
+ships the whole distribution, run by the machine's Java); alembic and Django come with the
 `[test]` extra; sqitch is Debian's (`.ci/run` installs it)."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from postdeploy.reference.backups import demo_backups
 PROJECTS = Path(__file__).resolve().parent / "migrations"
 TOOLS_CACHE = Path(os.environ.get("POSTDEPLOY_TOOLS_CACHE") or Path.home() / ".cache" / "postdeploy-tools")
 NPM_PACKAGES = ("drizzle-kit@0.31", "drizzle-orm@0.45", "pg@8", "knex@3", "typeorm@1", "ts-node@10", "typescript@5",
-                "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2")
+                "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2", "liquibase@4.28")
 APPLIED = "test_applied_migrations_match_release"
 HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied", APPLIED)
 SCHEMA_CRITERION = "test_schema_matches_release"
@@ -42,8 +43,8 @@ SCHEMA_CRITERION = "test_schema_matches_release"
 def node_modules() -> Path:
     """The Node tools, installed once per machine (one installer at a time)."""
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: drizzle-kit, knex, typeorm, sequelize-cli, node-pg-migrate and dbmate"
-                    " cannot be installed (install Node.js 20 with npm)")
+        pytest.skip("npm is not installed: drizzle-kit, knex, typeorm, sequelize-cli, node-pg-migrate, dbmate and"
+                    " liquibase cannot be installed (install Node.js 20 with npm)")
     TOOLS_CACHE.mkdir(parents=True, exist_ok=True)
     marker = TOOLS_CACHE / "installed.json"
     with (TOOLS_CACHE / ".lock").open("w") as lock:
@@ -73,9 +74,12 @@ class Tool:
     folder: str  # the release folder, inside the project
     command: Callable[[str, Path], tuple[list[str], dict[str, str]]]  # (url, node_modules) -> argv, environment
     node: bool = True
+    program: str = ""  # a program the tool needs on the PATH, and where it comes from (skipped without it)
+    install: str = ""
     checksums: bool = False  # the tool records one: an edited migration is caught
     migrations: str = r"\d+[-_].+"  # the migration files of the folder, in order
     failed: str = ""  # SQL that leaves what the tool leaves when a run dies midway ("": the tool leaves nothing)
+    lock: str = ""  # how the failed-migration criterion names that
     forget: str = ""  # SQL deleting the history's row of our second migration (a deleted history row)
     pending_builds: bool = True  # the migration add_pending writes changes the schema (a copy of the last, one version on)
     items: str = "items"  # the table our second migration creates
@@ -200,10 +204,51 @@ class Sqitch(Tool):
         first.write_text(first.read_text() + "-- edited after it was applied\n")
         return "organizations"
 
-    def add_failing(self, project: Path) -> str:
-        """A change whose deploy fails: sqitch records a fail event for it."""
+    def fail(self, project: Path, url: str, modules: Path | None) -> tuple[str, set[str]]:
+        """A change whose deploy fails: sqitch records a fail event for it. The failed change is the
+        release's: not applied as released either; the release builds a broken schema."""
         self._plan(project, "broken", "SELECT no_such_function();\n")
-        return "broken"
+        with pytest.raises(AssertionError, match="sqitch failed"):
+            _apply(self, project, url, modules)
+        return "broken", {"test_no_failed_migration", APPLIED, SCHEMA_CRITERION}
+
+
+class Liquibase(Tool):
+    """One formatted-SQL changelog, db/changelog.sql: a migration is a changeset, recorded as
+    `changelog.sql::<id>::<author>`."""
+
+    def _changelog(self, project: Path) -> Path:
+        return project / self.folder / "changelog.sql"
+
+    def _append(self, project: Path, changeset: str) -> None:
+        with self._changelog(project).open("a") as changelog:
+            changelog.write(changeset)
+
+    def add_pending(self, project: Path) -> str:
+        self._append(project, "\n--changeset ana:4\nCREATE TABLE more (id int);\n")
+        return "changelog.sql::4::ana"
+
+    def drop_last(self, project: Path) -> str:
+        path = self._changelog(project)
+        text = path.read_bytes()  # as bytes: a changeset of ours has CRLF line endings
+        last = text.rindex(b"--changeset ")
+        path.write_bytes(text[:last])
+        author, id_ = re.match(rb"--changeset (\w+):(\w+)", text[last:]).groups()
+        return f"changelog.sql::{id_.decode()}::{author.decode()}"
+
+    def edit_first(self, project: Path) -> str:
+        path = self._changelog(project)
+        path.write_bytes(path.read_bytes().replace(b"each tenant is one row", b"one row per tenant", 1))
+        return "changelog.sql::1::ana"
+
+    def fail(self, project: Path, url: str, modules: Path | None) -> tuple[str, set[str]]:
+        """A changeset that fails: Liquibase stops, rolls it back and records nothing for it (it
+        never writes a FAILED row, nor one for a failOnError:false changeset). It is the release's,
+        so it is pending, and the release builds no schema; nothing says a run failed."""
+        self._append(project, "\n--changeset ana:broken\nSELECT no_such_function();\n")
+        with pytest.raises(AssertionError, match="liquibase failed"):
+            _apply(self, project, url, modules)
+        return "changelog.sql::broken::ana", {APPLIED, SCHEMA_CRITERION}
 
 
 def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
@@ -213,12 +258,19 @@ def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
     return ["sqitch", "deploy", f"db:pg:{parts.path.lstrip('/')}"], env
 
 
+def _liquibase(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
+    # Liquibase takes a JDBC URL and the user apart: the shell cuts both from DATABASE_URL
+    # (postgresql://user@127.0.0.1:port/db), so one command serves our run and [migration] apply.
+    script = 'user=${DATABASE_URL%%@*}; exec "$0" update --url="jdbc:postgresql://${DATABASE_URL#*@}" --username="${user##*/}"'
+    return ["sh", "-c", script, str(modules / "liquibase" / "dist" / "liquibase" / "liquibase")], {}
+
+
 def _newest(table: str, order: str = "id") -> str:
     return f"DELETE FROM {table} WHERE {order} = (SELECT max({order}) FROM {table})"
 
 
 TOOLS = {t.name: t for t in (
-    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1",
+    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1", lock="is_locked",
          forget=_newest("knex_migrations")),
     Drizzle("drizzle", "drizzle", _bin("drizzle-kit"), checksums=True, forget=_newest("drizzle.__drizzle_migrations")),
     TypeOrm("typeorm", "migrations", lambda url, m: ([str(m / ".bin" / "typeorm-ts-node-commonjs"), "migration:run",
@@ -236,8 +288,13 @@ TOOLS = {t.name: t for t in (
             forget="DELETE FROM alembic_version", pending_builds=False),
     Django("django", ".", lambda url, m: ([sys.executable, "manage.py", "migrate"], {}), node=False,
            items="inventory_item", forget="DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_items'"),
-    Sqitch("sqitch", ".", _sqitch, node=False, checksums=True,
-           forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
+    Sqitch("sqitch", ".", _sqitch, node=False, program="sqitch", install="Debian: apt-get install sqitch; .ci/run does",
+           checksums=True, forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
+    # A run killed midway leaves Liquibase's lock held: it is taken, and committed, before the first changeset.
+    Liquibase("liquibase", "db", _liquibase, program="java", install="Liquibase runs on Java 11 or later: Debian's"
+              " default-jre-headless", checksums=True, forget=_newest("databasechangelog", "orderexecuted"),
+              failed="UPDATE databasechangeloglock SET locked = true, lockgranted = now(), lockedby = 'deploy-7'",
+              lock="databasechangeloglock locked by deploy-7"),
 )}
 
 
@@ -269,8 +326,8 @@ def _failed(criteria: dict[str, dict]) -> set[str]:
 @pytest.mark.parametrize("name", list(TOOLS))
 def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_suite, request):
     tool = TOOLS[name]
-    if tool.name == "sqitch" and shutil.which("sqitch") is None:
-        pytest.skip("sqitch is not installed (Debian: apt-get install sqitch; .ci/run does)")
+    if tool.program and shutil.which(tool.program) is None:
+        pytest.skip(f"{tool.program} is not installed ({tool.install})")
     modules = request.getfixturevalue("node_modules") if tool.node else None
     project = tmp_path / "project"
     shutil.copytree(PROJECTS / name, project)
@@ -329,22 +386,20 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     assert _failed(criteria) == {"test_required_migrations_applied", APPLIED}, run.output
     assert "pending: never applied" in _text(criteria[APPLIED]), run.output
 
-    if isinstance(tool, Sqitch):  # the real tool fails a change, and says so in its history
-        broken = tool.add_failing(project)
-        with pytest.raises(AssertionError, match="sqitch failed"):
-            _apply(tool, project, url, modules)
-        # The failed change is the release's: not applied as released either; the release builds a broken schema.
-        wanted_failed = {"test_no_failed_migration", APPLIED, SCHEMA_CRITERION}
-    elif tool.failed:  # what the tool leaves behind when its run dies midway: a lock, no migration row
-        broken = "is_locked"
-        with psycopg.connect(url, autocommit=True) as conn:
+    if tool.failed:  # what the tool leaves behind when its run dies midway: a lock, no migration row
+        locked = server.create_database(f"{name.replace('-', '_')}_locked", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+        with psycopg.connect(locked, autocommit=True) as conn:
             conn.execute(tool.failed)
-        wanted_failed = {"test_no_failed_migration"}
-    else:
-        return
-    run, criteria = _criteria(run_suite, project, url, "failed", env)
-    assert _failed(criteria) == wanted_failed, run.output
-    assert broken in _text(criteria["test_no_failed_migration"]), run.output
+        run, criteria = _criteria(run_suite, project, locked, "locked", env)
+        assert _failed(criteria) == {"test_no_failed_migration"}, run.output
+        assert tool.lock in _text(criteria["test_no_failed_migration"]), run.output
+
+    if isinstance(tool, (Sqitch, Liquibase)):  # the real tool fails a change of the release
+        broken, wanted_failed = tool.fail(project, url, modules)
+        run, criteria = _criteria(run_suite, project, url, "failed", env)
+        assert _failed(criteria) == wanted_failed, run.output
+        for criterion in wanted_failed & set(HISTORY_CRITERIA):
+            assert broken in _text(criteria[criterion]), (criterion, run.output)
 
 
 def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_suite, node_modules):
