@@ -1,7 +1,8 @@
-"""The tools that cannot be installed here (Flyway, Liquibase, golang-migrate, goose, Rails) and a
-tool described in postdeploy.toml: their history tables are written exactly as each tool's
+"""The tools that cannot be installed here (Flyway, golang-migrate, goose, Rails) and a tool
+described in postdeploy.toml: their history tables are written exactly as each tool's
 documentation specifies, on a real server, and read by their readers; `postdeploy init` names
-each, telling the three `schema_migrations` owners apart."""
+each, telling the three `schema_migrations` owners apart. Liquibase runs for real in
+tests/test_tools.py; here are the rows it documents but 4.28 never writes (FAILED, an `8:` md5sum)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 
 from postdeploy.migration.release import flyway_crc32
-from postdeploy.migration.status import compare
+from postdeploy.migration.status import compare, uncompared
 from postdeploy.migration.tools import READERS, detect, reader_for
 from postdeploy.signoff.settings import MigrationSettings, load_settings
 
@@ -131,11 +132,13 @@ def test_liquibase(server, tmp_path):
     folder = _write(tmp_path / "db", {"changelog.sql": changelog})
     (tmp_path / "liquibase.properties").write_text("changeLogFile=db/changelog.sql\n")
     url = _database(server, "liquibase", LIQUIBASE)
+    # The md5sums Liquibase 4.28.0 wrote for this changelog (tests/test_tools.py proves ours equal its own).
+    written = {"1": "9:1e1f371bdba98563bf1e90baee1d6902", "2": "9:68acd42472be3237dbb68d597f4b089d"}
     with psycopg.connect(url, autocommit=True) as conn:
-        for order, id_ in enumerate(("1", "2"), 1):
+        for order, (id_, md5) in enumerate(written.items(), 1):
             conn.execute("INSERT INTO databasechangelog (id, author, filename, dateexecuted, orderexecuted, exectype,"
                          " md5sum, liquibase, deployment_id) VALUES (%s, 'ana', 'db/changelog.sql', now(), %s,"
-                         " 'EXECUTED', '9:0f1e2d3c4b5a69788796a5b4c3d2e1f0', '4.29.2', '1234567890')", (id_, order))
+                         " 'EXECUTED', %s, '4.28.0', '6600422434')", (id_, order, md5))
     assert _problems(url, "liquibase", folder) == {}
     required = _init_names(url, tmp_path, "liquibase")
     assert required == ("changelog.sql::1::ana", "changelog.sql::2::ana")
@@ -147,6 +150,22 @@ def test_liquibase(server, tmp_path):
     assert found.keys() == {"hotfix.sql::9::bo", "lock 0"}
     assert found["hotfix.sql::9::bo"] == "applied in the database, no migration in the release"
     assert "databasechangeloglock locked by deploy-7" in found["lock 0"]
+
+    # An edited changeset: its 9: md5sum no longer matches. One recorded by Liquibase before 4.22
+    # (`8:`, another normalisation) is not recomputed here, so never called edited.
+    (folder / "changelog.sql").write_text(changelog.replace("name text", "title text"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM databasechangelog WHERE id = '9'")
+        conn.execute("UPDATE databasechangeloglock SET locked = false")
+    assert _problems(url, "liquibase", folder, required) == {"changelog.sql::1::ana": "modified after it was applied"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE databasechangelog SET md5sum = '8:d6bd2ad9ff4e2b2bbd2a1bfc1d8e0b1d' WHERE id = '1'")
+        release = READERS["liquibase"].release(folder)
+        assert uncompared(READERS["liquibase"].read(conn, "public", release), release) == ["changelog.sql::1::ana"]
+        # FAILED as the documentation lists it among exectype's values (4.28 itself records no failed changeset).
+        conn.execute("UPDATE databasechangelog SET exectype = 'FAILED' WHERE id = '2'")
+    assert _problems(url, "liquibase", folder, required) == {
+        "changelog.sql::2::ana": "failed", "failed changelog.sql::2::ana": "failed", "required changelog.sql::2::ana": "missing"}
 
 
 def test_golang_migrate(server, tmp_path):

@@ -27,6 +27,7 @@ import pytest
 
 from postdeploy.scratch.relay import tcp_url
 from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
+from postdeploy.migration.status import compare
 from postdeploy.migration.tools import READERS
 from postdeploy.reference.backups import demo_backups
 
@@ -298,10 +299,10 @@ TOOLS = {t.name: t for t in (
 )}
 
 
-def _apply(tool: Tool, project: Path, url: str, modules: Path | None) -> None:
+def _apply(tool: Tool, project: Path, url: str, modules: Path | None, **more_env: str) -> None:
     with tcp_url(url) as url:  # as the suite gives it to [migration] apply
         argv, extra = tool.command(url, modules or Path())
-        env = {**os.environ, "DATABASE_URL": url, **extra}
+        env = {**os.environ, "DATABASE_URL": url, **extra, **more_env}
         if modules is not None:
             env["NODE_PATH"] = str(modules)  # our projects have no node_modules of their own
         done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
@@ -400,6 +401,76 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
         assert _failed(criteria) == wanted_failed, run.output
         for criterion in wanted_failed & set(HISTORY_CRITERIA):
             assert broken in _text(criteria[criterion]), (criterion, run.output)
+
+
+# A second changelog of ours, formatted as Liquibase allows: a byte-order mark, a quoted author and
+# id, a comment after a statement, a line of blanks, two statements on a line, a dollar-quoted
+# body with a tab, a rollback line, lines hidden by --ignoreLines, letters beyond ASCII.
+LIQUIBASE_EDGES = (
+    "\ufeff--liquibase formatted sql\n\n"
+    '--changeset "ana maria":"edge 1"\n'
+    "CREATE TABLE gadgets (id int);   -- a comment after the statement\n   \n"
+    "INSERT INTO gadgets VALUES (1);INSERT INTO gadgets VALUES (2);\n\n"
+    "--ChangeSet bo:edge-2 splitStatements:false\n"
+    "CREATE FUNCTION gadget_count() RETURNS bigint LANGUAGE plpgsql AS $$\nBEGIN\n\tRETURN (SELECT count(*) FROM gadgets);\nEND\n$$;\n"
+    "--rollback DROP FUNCTION gadget_count();\n\n"
+    "--changeset bo:edge-3\n"
+    "--ignoreLines:start\nLiquibase never reads these lines\n--ignoreLines:end\n--ignoreLines:1\nnor this one\n"
+    "COMMENT ON TABLE gadgets IS 'caf\u00e9 \u00fcn\u00efcode';\n"
+)
+
+
+def test_liquibase_md5sum_is_the_one_liquibase_writes(server, tmp_path, node_modules, run_suite):
+    """Each changeset's md5sum as we compute it is the one Liquibase itself wrote, for our
+    project's changelog (comments, blank lines, a tab, CRLF, several statements, rollback lines and
+    block, a precondition) and for LIQUIBASE_EDGES. An edit Liquibase rejects (a comment reworded)
+    we call edited; one it accepts (the blanks of a line) we do not. An older md5sum is not compared."""
+    tool = TOOLS["liquibase"]
+    if shutil.which(tool.program) is None:
+        pytest.skip(f"{tool.program} is not installed ({tool.install})")
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "liquibase", project)
+    edges = project / "db" / "edges.sql"
+    edges.write_bytes(LIQUIBASE_EDGES.encode())
+    url = server.create_database("liquibase_md5")
+    _apply(tool, project, url, node_modules)
+    _apply(tool, project, url, node_modules, LIQUIBASE_COMMAND_CHANGELOG_FILE="db/edges.sql")
+
+    reader = READERS["liquibase"]
+
+    def problems() -> dict[str, str]:
+        with psycopg.connect(url) as conn:
+            history = reader.read(conn, "public", None)
+        return {p.migration: p.problem for p in compare(history, reader.release(project / "db"))}
+
+    with psycopg.connect(url) as conn:
+        written = dict(conn.execute("SELECT id, md5sum FROM databasechangelog").fetchall())
+    ours = {m.name.split("::")[1]: m.checksum for m in reader.release(project / "db").migrations}
+    assert len(written) == 6 and all(v.startswith("9:") for v in written.values()), written
+    assert ours == written
+    assert problems() == {}
+
+    # The blanks of a line: Liquibase runs nothing and fails nothing, and nothing is edited.
+    edges.write_bytes(LIQUIBASE_EDGES.replace("(id int);   --", "( id  int );\t--").encode())
+    _apply(tool, project, url, node_modules, LIQUIBASE_COMMAND_CHANGELOG_FILE="db/edges.sql")
+    assert problems() == {}
+    # A reworded comment: Liquibase refuses to run (a changeset's check sum changed), and we name it.
+    edges.write_bytes(LIQUIBASE_EDGES.replace("a comment after", "a remark after").encode())
+    with pytest.raises(AssertionError, match="check ?sum"):
+        _apply(tool, project, url, node_modules, LIQUIBASE_COMMAND_CHANGELOG_FILE="db/edges.sql")
+    assert problems() == {"edges.sql::edge 1::ana maria": "modified after it was applied"}
+
+    # A row Liquibase wrote before 4.22 (`8:`) is not compared, and the criterion says so.
+    edges.unlink()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM databasechangelog WHERE filename = 'db/edges.sql'")
+        conn.execute("UPDATE databasechangelog SET md5sum = '8:d6bd2ad9ff4e2b2bbd2a1bfc1d8e0b1d' WHERE id = '1'")
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    run, criteria = _criteria(run_suite, project, url, "md5-8")
+    assert criteria[APPLIED]["outcome"] == "passed", run.output
+    assert "checksum not compared for 1: changelog.sql::1::ana" in criteria[APPLIED]["observed"], run.output
 
 
 def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_suite, node_modules):
