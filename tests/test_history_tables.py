@@ -223,3 +223,18 @@ def test_custom_needs_its_table_and_name_column():
         MigrationSettings(tool="custom")
     assert MigrationSettings(tool="knex").required == ()  # never the reference's Prisma names
     assert MigrationSettings().required == ("init", "add_organizations", "add_balance_table")
+
+
+def test_a_missing_history_names_the_tool_the_database_holds(server, tmp_path, run_suite):
+    """A configuration that leaves [migration] to its default (Prisma) on a goose database: the
+    failure says which history is there and what to set, not only that Prisma's is missing."""
+    url = _database(server, "goose_unset", GOOSE)
+    config = tmp_path / "unset.toml"
+    config.write_text('[tenancy]\nmodel = "none"\n')
+    run = run_suite("-m", "migration", "-k", "test_no_failed_migration", "--postdeploy-config", str(config),
+                    database_url=url)
+    (criterion,) = run.selected
+    assert criterion["outcome"] == "failed", run.output
+    assert criterion["observed"] == ("prisma history table _prisma_migrations not found; the database holds the history"
+                                     ' of goose (goose_db_version): set [migration] tool = "goose" (postdeploy init'
+                                     " writes it)"), criterion

@@ -410,3 +410,40 @@ def test_a_rehearsal_applies_another_tools_release_with_its_own_command(server, 
     assert f"{newest.name} (`{command}`): " in observed, observed  # the pending migration, applied and timed
     with psycopg.connect(url) as conn:  # the target is untouched: production still has the one migration
         assert conn.execute("SELECT count(*) FROM knex_migrations").fetchone()[0] == 1
+
+
+def test_an_extension_a_node_error_names_first_still_builds_on_the_machines_postgresql(tmp_path, run_suite, node_modules):
+    """A Node migrate script that lets the driver's error go unhandled prints the message first,
+    then the error's fields and Node's version: the missing extension is named on the first line
+    only, and the release is still built on this machine's PostgreSQL."""
+    from postdeploy.scratch.local import LocalPostgres, machine_binaries
+
+    machine = machine_binaries()
+    if machine is None:
+        pytest.skip("no PostgreSQL server binaries on this machine (Debian: postgresql)")
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "knex", project)
+    (project / "migrations" / "20240301000000_keys.js").write_text(
+        "exports.up = (knex) => knex.raw('CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\"').then(() =>\n"
+        "  knex.schema.createTable(\"keys\", (t) => { t.uuid(\"id\").primary().defaultTo(knex.raw(\"uuid_generate_v4()\")); }));\n"
+        "exports.down = (knex) => knex.schema.dropTable(\"keys\");\n")
+    (project / "migrate.js").write_text(  # no catch: Node prints the rejection whole and exits 1
+        "require('knex')(require('./knexfile.js')).migrate.latest().then(() => process.exit(0));\n")
+    target = LocalPostgres(machine)  # a target that has the extension, as production has
+    try:
+        url = target.create_database("keys")
+        with tcp_url(url) as reachable:
+            done = subprocess.run(["node", "migrate.js"], cwd=project, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "DATABASE_URL": reachable, "NODE_PATH": str(node_modules)})
+        assert done.returncode == 0, done.stderr
+        done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+        assert done.returncode == 0, done.stderr
+        config = project / "postdeploy.toml"
+        config.write_text(config.read_text().replace("[migration]\n", '[migration]\napply = "node migrate.js"\n', 1))
+        env = {"NODE_PATH": str(node_modules), "POSTDEPLOY_CACHE_DIR": str(tmp_path / "cache")}
+        run, criteria = _criteria(run_suite, project, url, "extension", env)
+        assert criteria[SCHEMA_CRITERION]["outcome"] == "passed", run.output
+        assert "(the embedded server lacks uuid-ossp)" in criteria[SCHEMA_CRITERION]["wanted"], run.output
+    finally:
+        target.stop()
