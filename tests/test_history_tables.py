@@ -124,6 +124,22 @@ def test_flyway(server, tmp_path):
     assert _problems(url, "flyway", folder, required) == {
         "V1__organizations.sql": "modified after it was applied", "V2__items.sql": "failed",
         "V3__more.sql": "pending: never applied", "failed V2__items.sql": "failed", "required V2__items.sql": "missing"}
+    # `flyway repair` marks a migration whose script is gone as deleted: Flyway then knows it no more.
+    (folder / "V1__organizations.sql").write_text(ORGANIZATIONS)
+    (folder / "V3__more.sql").unlink()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE flyway_schema_history SET success = true")
+        conn.execute("INSERT INTO flyway_schema_history VALUES (3, '2', 'items', 'DELETE', 'V2__items.sql', NULL,"
+                     " 'postgres', now(), 0, true)")
+    with _taken_out(folder / "V2__items.sql"):
+        assert _problems(url, "flyway", folder) == {}
+    assert _problems(url, "flyway", folder) == {"V2__items.sql": "pending: never applied"}
+    # An undo (Flyway's U2__ script) leaves V2 undone: pending again for the next migrate.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM flyway_schema_history WHERE type = 'DELETE'")
+        conn.execute("INSERT INTO flyway_schema_history VALUES (3, '2', 'items', 'UNDO_SQL', 'U2__items.sql', 1,"
+                     " 'postgres', now(), 0, true)")
+    assert _problems(url, "flyway", folder) == {"V2__items.sql": "rolled back, never re-applied"}
 
 
 def test_liquibase(server, tmp_path):
