@@ -149,7 +149,7 @@ class TypeOrm(Tool):
 
 
 class Stem(Tool):
-    """node-pg-migrate, dbmate: the migration is named by its file without the extension."""
+    """node-pg-migrate, dbmate, Rails: the migration is named by its file without the extension."""
 
     def add_pending(self, project: Path) -> str:
         return super().add_pending(project).split(".", 1)[0]
@@ -235,8 +235,10 @@ def _activerecord_missing() -> str:
         return "ruby or rake is not installed (Debian: apt-get install ruby-activerecord ruby-pg; .ci/run does)"
     done = subprocess.run(["ruby", "-e", 'require "active_record"; require "pg"'], capture_output=True, text=True,
                           timeout=60)
-    return "" if done.returncode == 0 else ("ActiveRecord or its PostgreSQL driver is not installed (Debian: apt-get install"
-                                f" ruby-activerecord ruby-pg; .ci/run does): {done.stderr.strip()[-300:]}")
+    if done.returncode == 0:
+        return ""
+    return ("ActiveRecord or its PostgreSQL driver is not installed (Debian: apt-get install ruby-activerecord ruby-pg;"
+            f" .ci/run does): {done.stderr.strip()[-300:]}")
 
 
 def _newest(table: str, order: str = "id") -> str:
