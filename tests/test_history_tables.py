@@ -1,7 +1,8 @@
-"""The tools that cannot be installed here (Flyway, Liquibase, golang-migrate, goose, Rails) and a
-tool described in postdeploy.toml: their history tables are written exactly as each tool's
+"""The tools that cannot be installed here (Flyway, Liquibase, golang-migrate, goose) and a tool
+described in postdeploy.toml: their history tables are written exactly as each tool's
 documentation specifies, on a real server, and read by their readers; `postdeploy init` names
-each, telling the three `schema_migrations` owners apart."""
+each, telling the three `schema_migrations` owners apart. Rails, applied for real by Debian's
+ActiveRecord 6.1 in tests/test_tools.py, is read here too, as a newer Rails (7.1) writes it."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ history criteria, and each planted fault fails its criterion naming the migratio
 
 The Node tools are installed once per machine into a cache outside the checkout
 ($POSTDEPLOY_TOOLS_CACHE, else ~/.cache/postdeploy-tools); alembic and Django come with the
-`[test]` extra; sqitch is Debian's (`.ci/run` installs it)."""
+`[test]` extra; sqitch and ActiveRecord (Rails' migration engine) are Debian's (`.ci/run`
+installs them)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import pytest
 
 from postdeploy.scratch.relay import tcp_url
 from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
-from postdeploy.migration.tools import READERS
+from postdeploy.migration.tools import READERS, detect
 from postdeploy.reference.backups import demo_backups
 
 PROJECTS = Path(__file__).resolve().parent / "migrations"
@@ -148,14 +149,29 @@ class TypeOrm(Tool):
 
 
 class Stem(Tool):
-    """node-pg-migrate, dbmate: the migration is named by its file without the extension."""
+    """node-pg-migrate, dbmate, Rails: the migration is named by its file without the extension."""
 
     def add_pending(self, project: Path) -> str:
         return super().add_pending(project).split(".", 1)[0]
 
     def drop_last(self, project: Path) -> str:
         name = super().drop_last(project).split(".", 1)[0]
-        return name if self.name != "dbmate" else name.split("_", 1)[0]  # dbmate records the version only
+        return name if self.name not in ("dbmate", "rails") else name.split("_", 1)[0]  # they record the version only
+
+
+class Rails(Stem):
+    def add_pending(self, project: Path) -> str:
+        """A migration class of its own: ActiveRecord refuses two migrations of one class name."""
+        (project / self.folder / "20240401000000_create_more.rb").write_text(
+            "class CreateMore < ActiveRecord::Migration[6.1]\n  def change\n    create_table :more\n  end\nend\n")
+        return "20240401000000_create_more"
+
+    def add_failing(self, project: Path) -> str:
+        """A migration that dies after creating a table: its transaction is rolled back whole."""
+        (project / self.folder / "20240501000000_break_things.rb").write_text(
+            "class BreakThings < ActiveRecord::Migration[6.1]\n  def change\n    create_table :half_done\n"
+            '    execute "SELECT no_such_function()"\n  end\nend\n')
+        return "20240501000000_break_things"
 
 
 class Alembic(Tool):
@@ -213,6 +229,18 @@ def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
     return ["sqitch", "deploy", f"db:pg:{parts.path.lstrip('/')}"], env
 
 
+def _activerecord_missing() -> str:
+    """Why our Rails project cannot be migrated here; "" when ActiveRecord can."""
+    if shutil.which("ruby") is None or shutil.which("rake") is None:
+        return "ruby or rake is not installed (Debian: apt-get install ruby-activerecord ruby-pg; .ci/run does)"
+    done = subprocess.run(["ruby", "-e", 'require "active_record"; require "pg"'], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode == 0:
+        return ""
+    return ("ActiveRecord or its PostgreSQL driver is not installed (Debian: apt-get install ruby-activerecord ruby-pg;"
+            f" .ci/run does): {done.stderr.strip()[-300:]}")
+
+
 def _newest(table: str, order: str = "id") -> str:
     return f"DELETE FROM {table} WHERE {order} = (SELECT max({order}) FROM {table})"
 
@@ -238,6 +266,9 @@ TOOLS = {t.name: t for t in (
            items="inventory_item", forget="DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_items'"),
     Sqitch("sqitch", ".", _sqitch, node=False, checksums=True,
            forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
+    # ActiveRecord itself, as `bin/rails db:migrate` runs it (our Rakefile); it keeps no checksum nor failed state.
+    Rails("rails", "db/migrate", lambda url, m: (["rake", "db:migrate"], {}), node=False,
+          forget=_newest("schema_migrations", "version")),
 )}
 
 
@@ -271,11 +302,16 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     tool = TOOLS[name]
     if tool.name == "sqitch" and shutil.which("sqitch") is None:
         pytest.skip("sqitch is not installed (Debian: apt-get install sqitch; .ci/run does)")
+    if tool.name == "rails" and (missing := _activerecord_missing()):
+        pytest.skip(missing)
     modules = request.getfixturevalue("node_modules") if tool.node else None
     project = tmp_path / "project"
     shutil.copytree(PROJECTS / name, project)
     url = server.create_database(name.replace("-", "_"))
     _apply(tool, project, url, modules)
+    if "schema_migrations" in READERS[name].tables:  # three tools name their table so: one owner, told apart
+        with psycopg.connect(url) as conn:
+            assert [r.tool for r in detect(conn, "public")] == [name]
 
     done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
@@ -335,6 +371,17 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
             _apply(tool, project, url, modules)
         # The failed change is the release's: not applied as released either; the release builds a broken schema.
         wanted_failed = {"test_no_failed_migration", APPLIED, SCHEMA_CRITERION}
+    elif isinstance(tool, Rails):  # Rails keeps no failed state: the run dies, and leaves nothing behind
+        broken = tool.add_failing(project)
+        with pytest.raises(AssertionError, match="rails failed"):
+            _apply(tool, project, url, modules)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('half_done')").fetchone()[0] is None
+        run, criteria = _criteria(run_suite, project, url, "failed", env)
+        # Only pending, never failed; the release it belongs to cannot be built.
+        assert _failed(criteria) == {APPLIED, SCHEMA_CRITERION}, run.output
+        assert broken in _text(criteria[APPLIED]) and "pending: never applied" in _text(criteria[APPLIED]), run.output
+        return
     elif tool.failed:  # what the tool leaves behind when its run dies midway: a lock, no migration row
         broken = "is_locked"
         with psycopg.connect(url, autocommit=True) as conn:
