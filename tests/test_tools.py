@@ -381,6 +381,8 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
         # Only pending, never failed; the release it belongs to cannot be built.
         assert _failed(criteria) == {APPLIED, SCHEMA_CRITERION}, run.output
         assert broken in _text(criteria[APPLIED]) and "pending: never applied" in _text(criteria[APPLIED]), run.output
+        # The server's own error is named, not only rake's task trace after it.
+        assert "PG::UndefinedFunction" in _text(criteria[SCHEMA_CRITERION]), _text(criteria[SCHEMA_CRITERION])
         return
     elif tool.failed:  # what the tool leaves behind when its run dies midway: a lock, no migration row
         broken = "is_locked"
