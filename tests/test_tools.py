@@ -496,3 +496,43 @@ def test_an_extension_a_node_error_names_first_still_builds_on_the_machines_post
         assert "(the embedded server lacks uuid-ossp)" in criteria[SCHEMA_CRITERION]["wanted"], run.output
     finally:
         target.stop()
+
+
+def test_a_data_source_listing_two_folders_is_one_release(server, tmp_path, run_suite, node_modules):
+    """A TypeORM data source listing a folder per database and a shared one: init takes the folder
+    holding the applied migrations (not migration/mysql, first by name) and proposes the shared
+    one as extra_folders; read together they pass, and a deleted row of the shared folder's
+    migration is caught. Without extra_folders, its migration would be called unknown."""
+    tool = TOOLS["typeorm"]
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "typeorm_folders", project)
+    url = server.create_database("typeorm_folders")
+    _apply(tool, project, url, node_modules)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    config = project / "postdeploy.toml"
+    written = config.read_text()
+    assert 'folder = "migration/postgres"' in written and "(also: migration/mysql)" in written, written
+    assert 'extra_folders = ["migration/shared"]' in written and "holds the applied WorkspaceSlugs1705000000000" in written, written
+
+    argv, env = tool.command("", node_modules)
+    env |= {"NODE_PATH": str(node_modules)}
+    written = written.replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1)
+    config.write_text(written)
+    run, criteria = _criteria(run_suite, project, url, "healthy", env)
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
+    assert "the 3 migrations of postgres/ and shared/ applied" in criteria[APPLIED]["wanted"], run.output
+
+    forgotten = server.create_database("typeorm_folders_forgot", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+    with psycopg.connect(forgotten, autocommit=True) as conn:
+        conn.execute("DELETE FROM migrations WHERE name = 'WorkspaceSlugs1705000000000'")
+    run, criteria = _criteria(run_suite, project, forgotten, "forgotten", env)
+    assert _failed(criteria) == {"test_required_migrations_applied", APPLIED}, run.output
+    assert "WorkspaceSlugs1705000000000" in _text(criteria[APPLIED]) and "pending: never applied" in run.output, run.output
+
+    config.write_text(written.replace('extra_folders = ["migration/shared"]\n', ""))
+    run, criteria = _criteria(run_suite, project, url, "one-folder", env)
+    assert _failed(criteria) == {APPLIED}, run.output
+    assert "no migration in the release" in _text(criteria[APPLIED]) and "WorkspaceSlugs1705000000000" in _text(criteria[APPLIED])

@@ -195,7 +195,7 @@ def test_applied_migrations_match_release(migration_history, catalog, release, r
     rehearsed = f"; {rehearsal.summary()}" if rehearsal else ""
     signoff.check(
         not problems and not steps,
-        wanted=f"the {len(release.migrations)} migrations of {release.folder.name}/ applied"
+        wanted=f"the {len(release.migrations)} migrations of {release.where()} applied"
         + (" with their checksums" if any(m.digest for m in release.migrations) else "") + ", no other",
         observed=(f"{len(problems)} differ" if problems else f"all {len(release.migrations)} applied as released")
         + (f"; {len(steps)} after_migrate step(s) failed" if steps else "")
@@ -218,7 +218,7 @@ def test_schema_matches_release(catalog, release, release_schema, settings, sign
     counts = {c: sum(d.change == c for d in drifts) for c in ("extra", "missing", "changed")}
     signoff.check(
         not drifts,
-        wanted=f"the {len(release_schema.schema)} objects {release.folder.name}/ builds ({release_schema.how()})"
+        wanted=f"the {len(release_schema.schema)} objects {release.where()} build{'' if release.extra_folders else 's'} ({release_schema.how()})"
         + (f", ignoring {', '.join(settings.migration.ignore)}" if settings.migration.ignore else ""),
         observed=", ".join(f"{n} {c}" for c, n in counts.items() if n) if drifts else "no drift",
         evidence=drifts,
