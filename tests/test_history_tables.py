@@ -1,8 +1,9 @@
-"""The tools that cannot be installed here (Flyway, golang-migrate, goose, Rails) and a tool
-described in postdeploy.toml: their history tables are written exactly as each tool's
-documentation specifies, on a real server, and read by their readers; `postdeploy init` names
-each, telling the three `schema_migrations` owners apart. Liquibase runs for real in
-tests/test_tools.py; here are the rows it documents but 4.28 never writes (FAILED, an `8:` md5sum)."""
+"""The tools that cannot be installed here (Flyway, golang-migrate, goose) and a tool described
+in postdeploy.toml: their history tables are written exactly as each tool's documentation
+specifies, on a real server, and read by their readers; `postdeploy init` names each, telling
+the three `schema_migrations` owners apart. Rails, applied for real by Debian's ActiveRecord 6.1
+in tests/test_tools.py, is read here too, as a newer Rails (7.1) writes it; Liquibase, run for
+real there too, here with the rows it documents but 4.28 never writes (FAILED, an `8:` md5sum)."""
 
 from __future__ import annotations
 
@@ -125,6 +126,22 @@ def test_flyway(server, tmp_path):
     assert _problems(url, "flyway", folder, required) == {
         "V1__organizations.sql": "modified after it was applied", "V2__items.sql": "failed",
         "V3__more.sql": "pending: never applied", "failed V2__items.sql": "failed", "required V2__items.sql": "missing"}
+    # `flyway repair` marks a migration whose script is gone as deleted: Flyway then knows it no more.
+    (folder / "V1__organizations.sql").write_text(ORGANIZATIONS)
+    (folder / "V3__more.sql").unlink()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE flyway_schema_history SET success = true")
+        conn.execute("INSERT INTO flyway_schema_history VALUES (3, '2', 'items', 'DELETE', 'V2__items.sql', NULL,"
+                     " 'postgres', now(), 0, true)")
+    with _taken_out(folder / "V2__items.sql"):
+        assert _problems(url, "flyway", folder) == {}
+    assert _problems(url, "flyway", folder) == {"V2__items.sql": "pending: never applied"}
+    # An undo (Flyway's U2__ script) leaves V2 undone: pending again for the next migrate.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM flyway_schema_history WHERE type = 'DELETE'")
+        conn.execute("INSERT INTO flyway_schema_history VALUES (3, '2', 'items', 'UNDO_SQL', 'U2__items.sql', 1,"
+                     " 'postgres', now(), 0, true)")
+    assert _problems(url, "flyway", folder) == {"V2__items.sql": "rolled back, never re-applied"}
 
 
 def test_liquibase(server, tmp_path):
@@ -242,3 +259,18 @@ def test_custom_needs_its_table_and_name_column():
         MigrationSettings(tool="custom")
     assert MigrationSettings(tool="knex").required == ()  # never the reference's Prisma names
     assert MigrationSettings().required == ("init", "add_organizations", "add_balance_table")
+
+
+def test_a_missing_history_names_the_tool_the_database_holds(server, tmp_path, run_suite):
+    """A configuration that leaves [migration] to its default (Prisma) on a goose database: the
+    failure says which history is there and what to set, not only that Prisma's is missing."""
+    url = _database(server, "goose_unset", GOOSE)
+    config = tmp_path / "unset.toml"
+    config.write_text('[tenancy]\nmodel = "none"\n')
+    run = run_suite("-m", "migration", "-k", "test_no_failed_migration", "--postdeploy-config", str(config),
+                    database_url=url)
+    (criterion,) = run.selected
+    assert criterion["outcome"] == "failed", run.output
+    assert criterion["observed"] == ("prisma history table _prisma_migrations not found; the database holds the history"
+                                     ' of goose (goose_db_version): set [migration] tool = "goose" (postdeploy init'
+                                     " writes it)"), criterion

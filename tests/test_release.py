@@ -221,6 +221,9 @@ def test_folder_problems_are_one_line(run_suite, tmp_path):
     config.write_text('[migration]\nfolder = "release"\nextra_sql = ["missing.sql"]\n')
     run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-config", str(config))
     assert run.exit_code == 4 and "migration.extra_sql: missing.sql is not a file inside" in run.output, run.output
+    config.write_text('[migration]\nfolder = "release"\nextra_folders = ["release"]\n')  # Prisma reads one folder
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-config", str(config))
+    assert run.exit_code == 4 and "extra_folders: prisma reads one migrations folder" in run.output, run.output
     (tmp_path / "told.json").write_text("{}")
     run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-rolled-back", str(tmp_path / "told.json"))
     assert run.exit_code == 4 and f"--postdeploy-rolled-back {tmp_path / 'told.json'}: not a file written by --postdeploy-target rehearsal" \

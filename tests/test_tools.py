@@ -5,7 +5,8 @@ history criteria, and each planted fault fails its criterion naming the migratio
 The Node tools are installed once per machine into a cache outside the checkout
 ($POSTDEPLOY_TOOLS_CACHE, else ~/.cache/postdeploy-tools), Liquibase with them (its npm package
 ships the whole distribution, run by the machine's Java); alembic and Django come with the
-`[test]` extra; sqitch is Debian's (`.ci/run` installs it)."""
+`[test]` extra; sqitch and ActiveRecord (Rails' migration engine) are Debian's (`.ci/run`
+installs them)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import pytest
 from postdeploy.scratch.relay import tcp_url
 from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
 from postdeploy.migration.status import compare
-from postdeploy.migration.tools import READERS
+from postdeploy.migration.tools import READERS, detect
 from postdeploy.reference.backups import demo_backups
 
 PROJECTS = Path(__file__).resolve().parent / "migrations"
@@ -159,14 +160,35 @@ class TypeOrm(Tool):
 
 
 class Stem(Tool):
-    """node-pg-migrate, dbmate: the migration is named by its file without the extension."""
+    """node-pg-migrate, dbmate, Rails: the migration is named by its file without the extension."""
 
     def add_pending(self, project: Path) -> str:
         return super().add_pending(project).split(".", 1)[0]
 
     def drop_last(self, project: Path) -> str:
         name = super().drop_last(project).split(".", 1)[0]
-        return name if self.name != "dbmate" else name.split("_", 1)[0]  # dbmate records the version only
+        return name if self.name not in ("dbmate", "rails") else name.split("_", 1)[0]  # they record the version only
+
+
+class Rails(Stem):
+    def add_pending(self, project: Path) -> str:
+        """A migration class of its own: ActiveRecord refuses two migrations of one class name."""
+        (project / self.folder / "20240401000000_create_more.rb").write_text(
+            "class CreateMore < ActiveRecord::Migration[6.1]\n  def change\n    create_table :more\n  end\nend\n")
+        return "20240401000000_create_more"
+
+    def fail(self, project: Path, url: str, modules: Path | None) -> tuple[str, set[str]]:
+        """A migration that dies after creating a table: Rails keeps no failed state, and its
+        transaction is rolled back whole, so nothing is left behind. Only pending, never failed;
+        the release it belongs to cannot be built."""
+        (project / self.folder / "20240501000000_break_things.rb").write_text(
+            "class BreakThings < ActiveRecord::Migration[6.1]\n  def change\n    create_table :half_done\n"
+            '    execute "SELECT no_such_function()"\n  end\nend\n')
+        with pytest.raises(AssertionError, match="rails failed"):
+            _apply(self, project, url, modules)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('half_done')").fetchone()[0] is None
+        return "20240501000000_break_things", {APPLIED, SCHEMA_CRITERION}
 
 
 class Alembic(Tool):
@@ -289,6 +311,18 @@ def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
     return ["sqitch", "deploy", f"db:pg:{parts.path.lstrip('/')}"], env
 
 
+def _activerecord_missing() -> str:
+    """Why our Rails project cannot be migrated here; "" when ActiveRecord can."""
+    if shutil.which("ruby") is None or shutil.which("rake") is None:
+        return "ruby or rake is not installed (Debian: apt-get install ruby-activerecord ruby-pg; .ci/run does)"
+    done = subprocess.run(["ruby", "-e", 'require "active_record"; require "pg"'], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode == 0:
+        return ""
+    return ("ActiveRecord or its PostgreSQL driver is not installed (Debian: apt-get install ruby-activerecord ruby-pg;"
+            f" .ci/run does): {done.stderr.strip()[-300:]}")
+
+
 def _liquibase(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
     # Liquibase takes a JDBC URL and the user apart: the shell cuts both from DATABASE_URL
     # (postgresql://user@127.0.0.1:port/db), so one command serves our run and [migration] apply.
@@ -324,6 +358,9 @@ TOOLS = {t.name: t for t in (
     Liquibase("liquibase", "db", _liquibase, program="java", install="Liquibase runs on Java 11 or later: Debian's"
               " default-jre-headless", checksums=True, forget=_newest("databasechangelog", "orderexecuted"),
               lock="databasechangeloglock locked by"),
+    # ActiveRecord itself, as `bin/rails db:migrate` runs it (our Rakefile); it keeps no checksum nor failed state.
+    Rails("rails", "db/migrate", lambda url, m: (["rake", "db:migrate"], {}), node=False,
+          forget=_newest("schema_migrations", "version")),
 )}
 
 
@@ -357,11 +394,16 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     tool = TOOLS[name]
     if tool.program and shutil.which(tool.program) is None:
         pytest.skip(f"{tool.program} is not installed ({tool.install})")
+    if tool.name == "rails" and (missing := _activerecord_missing()):
+        pytest.skip(missing)
     modules = request.getfixturevalue("node_modules") if tool.node else None
     project = tmp_path / "project"
     shutil.copytree(PROJECTS / name, project)
     url = server.create_database(name.replace("-", "_"))
     _apply(tool, project, url, modules)
+    if "schema_migrations" in READERS[name].tables:  # three tools name their table so: one owner, told apart
+        with psycopg.connect(url) as conn:
+            assert [r.tool for r in detect(conn, "public")] == [name]
 
     done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
@@ -422,12 +464,16 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
         assert _failed(criteria) == {"test_no_failed_migration"}, run.output
         assert tool.lock in _text(criteria["test_no_failed_migration"]), run.output
 
-    if isinstance(tool, (Sqitch, Liquibase)):  # the real tool fails a change of the release
+    if isinstance(tool, (Sqitch, Liquibase, Rails)):  # the real tool fails a change of the release
         broken, wanted_failed = tool.fail(project, url, modules)
         run, criteria = _criteria(run_suite, project, url, "failed", env)
         assert _failed(criteria) == wanted_failed, run.output
         for criterion in wanted_failed & set(HISTORY_CRITERIA):
             assert broken in _text(criteria[criterion]), (criterion, run.output)
+        if "test_no_failed_migration" not in wanted_failed:  # a tool that records no failure: only pending
+            assert "pending: never applied" in _text(criteria[APPLIED]), run.output
+        if isinstance(tool, Rails):  # the server's own error is named, not only rake's task trace after it
+            assert "PG::UndefinedFunction" in _text(criteria[SCHEMA_CRITERION]), _text(criteria[SCHEMA_CRITERION])
 
 
 # A second changelog of ours, formatted as Liquibase allows: a byte-order mark, a quoted author and
@@ -563,3 +609,80 @@ def test_a_rehearsal_applies_another_tools_release_with_its_own_command(server, 
     assert f"{newest.name} (`{command}`): " in observed, observed  # the pending migration, applied and timed
     with psycopg.connect(url) as conn:  # the target is untouched: production still has the one migration
         assert conn.execute("SELECT count(*) FROM knex_migrations").fetchone()[0] == 1
+
+
+def test_an_extension_a_node_error_names_first_still_builds_on_the_machines_postgresql(tmp_path, run_suite, node_modules):
+    """A Node migrate script that lets the driver's error go unhandled prints the message first,
+    then the error's fields and Node's version: the missing extension is named on the first line
+    only, and the release is still built on this machine's PostgreSQL."""
+    from postdeploy.scratch.local import LocalPostgres, machine_binaries
+
+    machine = machine_binaries()
+    if machine is None:
+        pytest.skip("no PostgreSQL server binaries on this machine (Debian: postgresql)")
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "knex", project)
+    (project / "migrations" / "20240301000000_keys.js").write_text(
+        "exports.up = (knex) => knex.raw('CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\"').then(() =>\n"
+        "  knex.schema.createTable(\"keys\", (t) => { t.uuid(\"id\").primary().defaultTo(knex.raw(\"uuid_generate_v4()\")); }));\n"
+        "exports.down = (knex) => knex.schema.dropTable(\"keys\");\n")
+    (project / "migrate.js").write_text(  # no catch: Node prints the rejection whole and exits 1
+        "require('knex')(require('./knexfile.js')).migrate.latest().then(() => process.exit(0));\n")
+    target = LocalPostgres(machine)  # a target that has the extension, as production has
+    try:
+        url = target.create_database("keys")
+        with tcp_url(url) as reachable:
+            done = subprocess.run(["node", "migrate.js"], cwd=project, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "DATABASE_URL": reachable, "NODE_PATH": str(node_modules)})
+        assert done.returncode == 0, done.stderr
+        done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+        assert done.returncode == 0, done.stderr
+        config = project / "postdeploy.toml"
+        config.write_text(config.read_text().replace("[migration]\n", '[migration]\napply = "node migrate.js"\n', 1))
+        env = {"NODE_PATH": str(node_modules), "POSTDEPLOY_CACHE_DIR": str(tmp_path / "cache")}
+        run, criteria = _criteria(run_suite, project, url, "extension", env)
+        assert criteria[SCHEMA_CRITERION]["outcome"] == "passed", run.output
+        assert "(the embedded server lacks uuid-ossp)" in criteria[SCHEMA_CRITERION]["wanted"], run.output
+    finally:
+        target.stop()
+
+
+def test_a_data_source_listing_two_folders_is_one_release(server, tmp_path, run_suite, node_modules):
+    """A TypeORM data source listing a folder per database and a shared one: init takes the folder
+    holding the applied migrations (not migration/mysql, first by name) and proposes the shared
+    one as extra_folders; read together they pass, and a deleted row of the shared folder's
+    migration is caught. Without extra_folders, its migration would be called unknown."""
+    tool = TOOLS["typeorm"]
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "typeorm_folders", project)
+    url = server.create_database("typeorm_folders")
+    _apply(tool, project, url, node_modules)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    config = project / "postdeploy.toml"
+    written = config.read_text()
+    assert 'folder = "migration/postgres"' in written and "(also: migration/mysql)" in written, written
+    assert 'extra_folders = ["migration/shared"]' in written and "holds the applied WorkspaceSlugs1705000000000" in written, written
+
+    argv, env = tool.command("", node_modules)
+    env |= {"NODE_PATH": str(node_modules)}
+    written = written.replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1)
+    config.write_text(written)
+    run, criteria = _criteria(run_suite, project, url, "healthy", env)
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
+    assert "the 3 migrations of postgres/ and shared/ applied" in criteria[APPLIED]["wanted"], run.output
+
+    forgotten = server.create_database("typeorm_folders_forgot", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+    with psycopg.connect(forgotten, autocommit=True) as conn:
+        conn.execute("DELETE FROM migrations WHERE name = 'WorkspaceSlugs1705000000000'")
+    run, criteria = _criteria(run_suite, project, forgotten, "forgotten", env)
+    assert _failed(criteria) == {"test_required_migrations_applied", APPLIED}, run.output
+    assert "WorkspaceSlugs1705000000000" in _text(criteria[APPLIED]) and "pending: never applied" in run.output, run.output
+
+    config.write_text(written.replace('extra_folders = ["migration/shared"]\n', ""))
+    run, criteria = _criteria(run_suite, project, url, "one-folder", env)
+    assert _failed(criteria) == {APPLIED}, run.output
+    assert "no migration in the release" in _text(criteria[APPLIED]) and "WorkspaceSlugs1705000000000" in _text(criteria[APPLIED])
