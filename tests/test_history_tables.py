@@ -184,6 +184,17 @@ def test_liquibase(server, tmp_path):
     assert _problems(url, "liquibase", folder, required) == {
         "changelog.sql::2::ana": "failed", "failed changelog.sql::2::ana": "failed", "required changelog.sql::2::ana": "missing"}
 
+    # A changeset with changelog parameters, given at run time: its sum is not recomputed either.
+    (folder / "changelog.sql").write_text(changelog + "\n--changeset ana:3\nCREATE TABLE more_${suffix} (id int);\n")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE databasechangelog SET exectype = 'EXECUTED', md5sum = %s WHERE id = '1'", (written["1"],))
+        conn.execute("INSERT INTO databasechangelog (id, author, filename, dateexecuted, orderexecuted, exectype, md5sum)"
+                     " VALUES ('3', 'ana', 'db/changelog.sql', now(), 3, 'EXECUTED', '9:00000000000000000000000000000000')")
+        release = READERS["liquibase"].release(folder)
+        assert uncompared(READERS["liquibase"].read(conn, "public", release), release) == ["changelog.sql::3::ana"]
+    assert _problems(url, "liquibase", folder, required) == {
+        "changelog.sql::2::ana": "failed", "failed changelog.sql::2::ana": "failed", "required changelog.sql::2::ana": "missing"}
+
 
 def test_golang_migrate(server, tmp_path):
     folder = _write(tmp_path / "migrations", {"1_organizations.up.sql": ORGANIZATIONS, "1_organizations.down.sql": "",
