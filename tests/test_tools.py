@@ -356,7 +356,7 @@ TOOLS = {t.name: t for t in (
     Sqitch("sqitch", ".", _sqitch, node=False, program="sqitch", install="Debian: apt-get install sqitch; .ci/run does",
            checksums=True, forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
     Liquibase("liquibase", "db", _liquibase, program="java", install="Liquibase runs on Java 11 or later: Debian's"
-              " default-jre-headless", checksums=True, forget=_newest("databasechangelog", "orderexecuted"),
+              " default-jre-headless; .ci/run installs it", checksums=True, forget=_newest("databasechangelog", "orderexecuted"),
               lock="databasechangeloglock locked by"),
     # ActiveRecord itself, as `bin/rails db:migrate` runs it (our Rakefile); it keeps no checksum nor failed state.
     Rails("rails", "db/migrate", lambda url, m: (["rake", "db:migrate"], {}), node=False,
