@@ -71,6 +71,21 @@ def test_another_projects_pytest_run_is_untouched(installed: Installed, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tests"]  # no reports/, nothing else
 
 
+def test_a_signoff_from_an_applications_root_leaves_its_test_conftest_alone(installed: Installed, tmp_path: Path):
+    """An application's tests/conftest.py imports its own test dependencies, which the sign-off's
+    environment may lack: a sign-off started at the application's root collects the criteria and
+    never loads it; the application's own run still does."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text("import a_driver_the_signoff_lacks\n")
+    done = installed.run("pytest", "-m", "post_deploy", "--postdeploy-target", "demo", "-k", "test_no_failed_migration",
+                         cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert "a_driver_the_signoff_lacks" not in output, output
+    assert output.rstrip().splitlines()[-1].startswith("SIGN-OFF: PARTIAL GO - "), output
+    own = installed.run("pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
+    assert own.returncode == 4 and "No module named 'a_driver_the_signoff_lacks'" in own.stdout + own.stderr, own
+
+
 def test_an_applications_repository_signs_off_its_database(installed: Installed, server, healthy_url, tmp_path: Path):
     """init finds prisma/migrations and writes it relative to the file; the backup folder given
     relative to the file is found too, from the repository and from a subfolder alike."""
