@@ -12,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from postdeploy.signoff.settings import load_settings
 
+from conftest import EMBEDDED_ONLY
+
 
 def _init(*args: str, cwd: Path, database_url: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -82,3 +84,26 @@ def test_init_without_a_database_is_one_line(tmp_path):
     assert done.stderr.strip() == "postdeploy init: no database: give --database-url or set DATABASE_URL"
     refused = _init("--database-url", "postgresql://nobody@127.0.0.1:1/none", cwd=tmp_path)
     assert refused.returncode == 1 and "cannot connect" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@EMBEDDED_ONLY
+def test_init_names_the_apply_command_from_where_the_file_is(server, tmp_path):
+    """An Alembic project in a subfolder of the repository (a monorepo's service): init's example
+    apply command names its alembic.ini, since apply runs from the written file's folder."""
+    import shutil
+
+    from postdeploy.scratch.relay import tcp_url
+
+    tests = Path(__file__).resolve().parent
+    shutil.copytree(tests / "migrations" / "alembic", tmp_path / "services" / "api")
+    url = server.create_database("alembic_in_a_service")
+    with tcp_url(url) as reachable:
+        done = subprocess.run([sys.executable, "-m", "alembic", "-c", "services/api/alembic.ini", "upgrade", "head"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "DATABASE_URL": reachable})
+    assert done.returncode == 0, done.stderr
+    done = _init(cwd=tmp_path, database_url=url)
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "postdeploy.toml").read_text()
+    assert 'tool = "alembic"' in written and 'folder = "services/api/alembic"' in written, written
+    assert 'For example: apply = "alembic -c services/api/alembic.ini upgrade head"' in written, written
