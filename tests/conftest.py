@@ -109,15 +109,17 @@ class Postgres16:
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
+def _local() -> object:
+    return pytest.param(
+        "local",
+        marks=pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"),
+    )
+
+
 def _server_params() -> list:
     """The embedded server (18) always; the machine's (TEST_DATABASE_URL) and a 16 from a wheel
     (TEST_POSTGRES_16=1) where asked for."""
-    local = pytest.param(
-        "local",
-        marks=pytest.mark.skipif(
-            not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
-        ),
-    )
+    local = _local()
     pg16 = pytest.param(
         "pg16",
         marks=pytest.mark.skipif(not os.environ.get("TEST_POSTGRES_16"), reason="TEST_POSTGRES_16 is not set"),
@@ -128,6 +130,8 @@ def _server_params() -> list:
 # For checks whose logic does not depend on the server (acceptances, fleets, CI examples, verdicts):
 # signed off on the embedded server only, where the other servers would repeat the same runs.
 EMBEDDED_ONLY = pytest.mark.parametrize("server", ["embedded"], indirect=True)
+# For checks that need what only the machine's server has (its contrib extensions, uuid-ossp).
+MACHINE_ONLY = pytest.mark.parametrize("server", [_local()], indirect=True)
 
 
 @pytest.fixture(scope="session", params=_server_params())

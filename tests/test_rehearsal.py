@@ -20,7 +20,7 @@ from postdeploy import reference
 from postdeploy.reference.backups import demo_backups
 from postdeploy.reference.release_faults import RELEASES
 from postdeploy.signoff.checklist import ROLLBACK_AREAS
-from tests.conftest import EMBEDDED_ONLY, ROOT
+from tests.conftest import EMBEDDED_ONLY, MACHINE_ONLY, ROOT
 from tests.test_container import containers_of, needs_docker
 from tests.test_demo import processes_under
 
@@ -413,7 +413,7 @@ def test_round_trip_names_what_the_rollback_left_behind(name, required, named, s
             in section["lines"]
 
 
-@pytest.mark.parametrize("server", ["local"], indirect=True)
+@MACHINE_ONLY
 def test_a_dump_creating_uuid_ossp_is_rehearsed_on_the_machines_postgresql(server, healthy_url, run_suite, tmp_path,
                                                                            short_tmp, dump_bin):
     """The embedded server lacks uuid-ossp: production's dump is restored, migrated and signed off
