@@ -26,6 +26,7 @@ import pytest
 
 from postdeploy.scratch.relay import tcp_url
 from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
+from tests.conftest import EMBEDDED_ONLY
 from postdeploy.migration.tools import READERS
 from postdeploy.reference.backups import demo_backups
 
@@ -291,7 +292,9 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
         argv, extra = tool.command("", modules or Path())  # the URL comes from DATABASE_URL
         env |= extra
         config = project / "postdeploy.toml"
-        config.write_text(config.read_text().replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1))
+        # Our projects are not multi-tenant applications (no index on org_id): their tenancy is declared absent.
+    written = config.read_text().replace('model = "row"', 'model = "none"', 1)
+    config.write_text(written.replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1))
     run, criteria = _criteria(run_suite, project, url, "healthy", env)
     wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
     assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
@@ -410,3 +413,124 @@ def test_a_rehearsal_applies_another_tools_release_with_its_own_command(server, 
     assert f"{newest.name} (`{command}`): " in observed, observed  # the pending migration, applied and timed
     with psycopg.connect(url) as conn:  # the target is untouched: production still has the one migration
         assert conn.execute("SELECT count(*) FROM knex_migrations").fetchone()[0] == 1
+
+
+# The way back for another tool than Prisma: the release's newest migration adds a column to
+# organizations, and the tool's own down command takes it back. (tool -> the migration file, its
+# up and its down bodies, the faulty downs, the rollback command.)
+@dataclass(frozen=True)
+class WayBack:
+    path: str  # the release's newest migration, inside the project
+    write: Callable[[str], str]  # its file, given the body of its way down
+    healthy: str
+    leaves_column: str  # forgets to drop what up added
+    fails: str  # an error in the way down
+    command: Callable[[Path], str]  # the rollback step, given node_modules
+
+
+def _knex_plan(down: str) -> str:
+    return ('exports.up = (knex) => knex.schema.alterTable("organizations", (t) => { t.text("plan"); });\n'
+            f"exports.down = {down};\n")
+
+
+def _alembic_plan(down: str) -> str:
+    return ('from alembic import op\n\nrevision = "c3d4e5f6a1b2"\ndown_revision = "b2c3d4e5f6a1"\n\n\n'
+            'def upgrade() -> None:\n    op.execute("ALTER TABLE organizations ADD COLUMN plan text")\n\n\n'
+            f"def downgrade() -> None:\n    {down}\n")
+
+
+WAYS_BACK = {
+    "knex": WayBack("migrations/20240301000000_plan.js", _knex_plan,
+                    '(knex) => knex.schema.alterTable("organizations", (t) => { t.dropColumn("plan"); })',
+                    "async () => {}", '(knex) => knex.raw("ALTER TABLE organizations DROP COLUMN planned")',
+                    lambda modules: f"{modules / '.bin' / 'knex'} migrate:rollback"),
+    "alembic": WayBack("alembic/versions/c3_plan.py", _alembic_plan, 'op.execute("ALTER TABLE organizations DROP COLUMN plan")',
+                       "pass", 'op.execute("ALTER TABLE organizations DROP COLUMN planned")',
+                       lambda modules: f"{sys.executable} -m alembic downgrade -1"),
+}
+
+
+def _rehearse_the_way_back(name: str, down_name: str, server, tmp_path: Path, run_suite, modules: Path | None, short_tmp: str,
+                           dump_bin, *, rehearsal: str = ""):
+    """Production runs our project; the release adds the plan column; the rehearsal restores the
+    newest backup, applies the release with the tool's command, then the tool's own rollback."""
+    tool, way = TOOLS[name], WAYS_BACK[name]
+    down = getattr(way, down_name)
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / name, project)
+    url = server.create_database(f"{name}_way_back_{down_name}")
+    _apply(tool, project, url, modules)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    (project / way.path).write_text(way.write(down))  # the release: one migration more
+    demo_backups(url, tmp_path / "backups", bin_dir=dump_bin)
+    argv, extra = tool.command("", modules or Path())
+    config = project / "postdeploy.toml"
+    # Our projects are not multi-tenant applications (no index on org_id): their tenancy is declared absent.
+    written = config.read_text().replace('model = "row"', 'model = "none"', 1)
+    config.write_text(written.replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1)
+                      + f'\n[backup]\nprovider = "directory"\n\n[backup.directory]\npath = "{tmp_path / "backups"}"\n'
+                      f"\n[rehearsal]\nrollback = [{json.dumps(way.command(modules or Path()))}]\n{rehearsal}\n"
+                      '\n[signoff]\nrequired_areas = ["migration"]\n')
+    env = {"TMPDIR": short_tmp, **extra, **({"NODE_PATH": str(modules)} if modules else {})}
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config),
+                    database_url=url, env=env)
+    with psycopg.connect(url) as conn:  # the target is untouched: production has no plan column
+        assert not conn.execute("SELECT 1 FROM information_schema.columns WHERE column_name = 'plan'").fetchall()
+    criterion = next(c for c in run.signoff["criteria"] if c["name"] == "test_rollback_rehearsed")
+    (section,) = run.signoff["sections"]
+    return run, criterion, section
+
+
+@pytest.mark.parametrize("name", list(WAYS_BACK))
+def test_another_tools_rollback_is_rehearsed_and_signed_off_go(name, server, tmp_path, run_suite, short_tmp, dump_bin,
+                                                              request):
+    """The tool's own down command takes the release back on the copy: the copy signs off GO
+    against the previous release (its schema: the restored copy before the forward; its history:
+    the taken-back migration gone, not pending), and the release applies again."""
+    modules = request.getfixturevalue("node_modules") if TOOLS[name].node else None
+    way = WAYS_BACK[name]
+    run, criterion, section = _rehearse_the_way_back(name, "healthy", server, tmp_path, run_suite, modules, short_tmp,
+                                                     dump_bin, rehearsal="round_trip = true")
+    assert criterion["outcome"] == "passed", (criterion, run.output)
+    assert run.exit_code == 0 and run.signoff["verdict"] == "GO", run.output
+    assert section["status"] == "GO", section
+    lines = "\n".join(section["lines"])
+    taken_back = "c3d4e5f6a1b2" if name == "alembic" else Path(way.path).name
+    assert f"taking back {taken_back}" in lines, lines
+    assert "the previous release's schema: the restored copy before the forward" in lines, lines
+    assert "round trip: the release applied again (1 migration(s), 0 after_migrate step(s)) and built the schema" in lines
+    assert [row["phase"] for row in section["rows"]] == ["rollback", "forward again"], section["rows"]
+    copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+    outcomes = {c["name"]: c for c in copy["criteria"]}
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: outcomes[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), copy["criteria"]
+    assert "(the previous release's schema: the restored copy before the forward)" in outcomes[SCHEMA_CRITERION]["wanted"]
+    assert outcomes["test_no_rows_lost"]["outcome"] == "passed", copy["criteria"]
+    assert copy["verdict"] == "GO", copy["summary"]
+
+
+@EMBEDDED_ONLY
+@pytest.mark.parametrize("name, fault", [(n, f) for n in WAYS_BACK for f in ("leaves_column", "fails")])
+def test_another_tools_faulty_rollback_is_no_go(name, fault, server, tmp_path, run_suite, short_tmp, dump_bin, request):
+    """A down that forgets the column it should drop: the copy's schema criterion names it; a down
+    that fails: the step is named with the tool's error, and the copy is not signed off."""
+    modules = request.getfixturevalue("node_modules") if TOOLS[name].node else None
+    way = WAYS_BACK[name]
+    run, criterion, section = _rehearse_the_way_back(name, fault, server, tmp_path, run_suite, modules,
+                                                     short_tmp, dump_bin)
+    assert criterion["outcome"] == "failed" and section["status"] == "NO-GO", (criterion, run.output)
+    assert run.exit_code == 1 and run.outcomes("failed") == {"test_rollback_rehearsed"}, run.output  # forward: GO
+    observed = criterion["observed"]
+    if fault == "leaves_column":
+        assert "the rolled-back copy's sign-off is NO-GO" in observed, observed
+        assert f"{SCHEMA_CRITERION}: 1 extra (column organizations.plan extra)" in observed, observed
+        copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+        assert {c["name"] for c in copy["criteria"] if c["outcome"] == "failed"} == {SCHEMA_CRITERION}
+    else:
+        step = way.command(modules or Path())
+        assert f"rollback step {step} failed: exit status 1: " in observed, observed
+        assert 'column "planned" of relation "organizations" does not exist' in observed, observed
+        assert "rolled-back sign-off: not run (a rollback step failed)" in section["lines"]
+        assert not (run.folder / "rolled-back").exists()
