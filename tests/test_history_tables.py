@@ -126,6 +126,37 @@ def test_flyway(server, tmp_path):
         "V3__more.sql": "pending: never applied", "failed V2__items.sql": "failed", "required V2__items.sql": "missing"}
 
 
+def _rolled_back(url: str, tool: str, folder: Path, taken_back: str) -> dict[str, str]:
+    """What the history criterion says of a rolled-back copy, against the previous release: the
+    release without `taken_back` (as a rollback rehearsal signs it off)."""
+    previous = READERS[tool].release(folder).without((taken_back,))
+    with psycopg.connect(url, autocommit=True) as conn:
+        history = READERS[tool].read(conn, "public", previous)
+    return {p.migration: p.problem for p in compare(history, previous)}
+
+
+def test_flyway_undo_takes_a_version_back(server, tmp_path):
+    folder = _write(tmp_path / "sql", {"V1__organizations.sql": ORGANIZATIONS, "V2__items.sql": ITEMS})
+    url = _database(server, "flyway_undo", FLYWAY)
+    row = "INSERT INTO flyway_schema_history VALUES (%s, %s, %s, %s, %s, %s, 'postgres', now(), 4, %s)"
+    with psycopg.connect(url, autocommit=True) as conn:
+        for rank, (version, script, text) in enumerate((("1", "V1__organizations.sql", ORGANIZATIONS),
+                                                         ("2", "V2__items.sql", ITEMS)), 1):
+            conn.execute(row, (rank, version, script[4:-4], "SQL", script, int(flyway_crc32(text.encode())), True))
+        # `flyway undo` (its U2__items.sql) records the version undone; a failed undo leaves it applied.
+        conn.execute(row, (3, "2", "items", "UNDO_SQL", "U2__items.sql", 0, False))
+    assert _problems(url, "flyway", folder) == {"failed U2__items.sql": "failed",
+                                                "U2__items.sql": "failed in the database, no migration in the release"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(row, (4, "2", "items", "UNDO_SQL", "U2__items.sql", 0, True))
+        conn.execute("DELETE FROM flyway_schema_history WHERE installed_rank = 3")
+    assert _problems(url, "flyway", folder) == {"V2__items.sql": "rolled back, never re-applied"}
+    assert _rolled_back(url, "flyway", folder, "V2__items.sql") == {}  # taken back, not pending
+    with psycopg.connect(url, autocommit=True) as conn:  # the next migrate applies it again
+        conn.execute(row, (5, "2", "items", "SQL", "V2__items.sql", int(flyway_crc32(ITEMS.encode())), True))
+    assert _problems(url, "flyway", folder) == {}
+
+
 def test_liquibase(server, tmp_path):
     changelog = "--liquibase formatted sql\n\n--changeset ana:1\n" + ORGANIZATIONS + "\n--changeset ana:2\n" + ITEMS
     folder = _write(tmp_path / "db", {"changelog.sql": changelog})
@@ -164,6 +195,15 @@ def test_golang_migrate(server, tmp_path):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE schema_migrations SET version = 3, dirty = true")
     assert _problems(url, "golang-migrate", folder, required) == {"3_more": "dirty", "failed 3_more": "dirty"}
+    # A rollback rehearsed: `migrate down 1` moves the version back; one that does not leaves it applied.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET version = 3, dirty = false")
+    assert _rolled_back(url, "golang-migrate", folder, "3_more") == {
+        "3_more": "applied in the database after the rollback: schema_migrations must no longer record it as applied"
+                  " (the tool's own way back takes it out), or the next deploy skips it"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET version = 2")
+    assert _rolled_back(url, "golang-migrate", folder, "3_more") == {}
 
 
 def test_goose(server, tmp_path):
@@ -180,6 +220,8 @@ def test_goose(server, tmp_path):
         conn.execute("INSERT INTO goose_db_version (version_id, is_applied) VALUES (2, false)")
     assert _problems(url, "goose", folder, required) == {"00002_items": "rolled back, never re-applied",
                                                          "required 00002_items": "missing"}
+    # Against the previous release (a rollback rehearsed), the row marked not applied is the way back, named.
+    assert _rolled_back(url, "goose", folder, "00002_items") == {}
 
 
 def test_rails(server, tmp_path):

@@ -426,6 +426,8 @@ class WayBack:
     leaves_column: str  # forgets to drop what up added
     fails: str  # an error in the way down
     command: Callable[[Path], str]  # the rollback step, given node_modules
+    # A rollback by hand that drops the column but leaves the history saying the migration is applied.
+    keeps_history: str = "ALTER TABLE organizations DROP COLUMN plan;\n"
 
 
 def _knex_plan(down: str) -> str:
@@ -455,7 +457,7 @@ def _rehearse_the_way_back(name: str, down_name: str, server, tmp_path: Path, ru
     """Production runs our project; the release adds the plan column; the rehearsal restores the
     newest backup, applies the release with the tool's command, then the tool's own rollback."""
     tool, way = TOOLS[name], WAYS_BACK[name]
-    down = getattr(way, down_name)
+    down = way.healthy if down_name == "keeps_history" else getattr(way, down_name)
     project = tmp_path / "project"
     shutil.copytree(PROJECTS / name, project)
     url = server.create_database(f"{name}_way_back_{down_name}")
@@ -466,12 +468,16 @@ def _rehearse_the_way_back(name: str, down_name: str, server, tmp_path: Path, ru
     (project / way.path).write_text(way.write(down))  # the release: one migration more
     demo_backups(url, tmp_path / "backups", bin_dir=dump_bin)
     argv, extra = tool.command("", modules or Path())
+    step = way.command(modules or Path())
+    if down_name == "keeps_history":
+        (project / "drop_plan.sql").write_text(way.keeps_history)
+        step = "drop_plan.sql"
     config = project / "postdeploy.toml"
     # Our projects are not multi-tenant applications (no index on org_id): their tenancy is declared absent.
     written = config.read_text().replace('model = "row"', 'model = "none"', 1)
     config.write_text(written.replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1)
                       + f'\n[backup]\nprovider = "directory"\n\n[backup.directory]\npath = "{tmp_path / "backups"}"\n'
-                      f"\n[rehearsal]\nrollback = [{json.dumps(way.command(modules or Path()))}]\n{rehearsal}\n"
+                      f"\n[rehearsal]\nrollback = [{json.dumps(step)}]\n{rehearsal}\n"
                       '\n[signoff]\nrequired_areas = ["migration"]\n')
     env = {"TMPDIR": short_tmp, **extra, **({"NODE_PATH": str(modules)} if modules else {})}
     run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config),
@@ -512,10 +518,12 @@ def test_another_tools_rollback_is_rehearsed_and_signed_off_go(name, server, tmp
 
 
 @EMBEDDED_ONLY
-@pytest.mark.parametrize("name, fault", [(n, f) for n in WAYS_BACK for f in ("leaves_column", "fails")])
+@pytest.mark.parametrize("name, fault", [(n, f) for n in WAYS_BACK for f in ("leaves_column", "keeps_history", "fails")])
 def test_another_tools_faulty_rollback_is_no_go(name, fault, server, tmp_path, run_suite, short_tmp, dump_bin, request):
-    """A down that forgets the column it should drop: the copy's schema criterion names it; a down
-    that fails: the step is named with the tool's error, and the copy is not signed off."""
+    """A down that forgets the column it should drop: the copy's schema criterion names it; a
+    rollback that leaves the tool's history saying the migration is applied: the folder criterion
+    names it (the next deploy would skip it); a down that fails: the step is named with the tool's
+    error, and the copy is not signed off."""
     modules = request.getfixturevalue("node_modules") if TOOLS[name].node else None
     way = WAYS_BACK[name]
     run, criterion, section = _rehearse_the_way_back(name, fault, server, tmp_path, run_suite, modules,
@@ -528,6 +536,12 @@ def test_another_tools_faulty_rollback_is_no_go(name, fault, server, tmp_path, r
         assert f"{SCHEMA_CRITERION}: 1 extra (column organizations.plan extra)" in observed, observed
         copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
         assert {c["name"] for c in copy["criteria"] if c["outcome"] == "failed"} == {SCHEMA_CRITERION}
+    elif fault == "keeps_history":
+        taken_back, table = ("c3d4e5f6a1b2", "alembic_version") if name == "alembic" else (Path(way.path).name, "knex_migrations")
+        assert f"{APPLIED}: 1 differ ({taken_back} applied in the database after the rollback: {table} must no longer" \
+               " record it as applied" in observed, observed
+        copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+        assert {c["name"] for c in copy["criteria"] if c["outcome"] == "failed"} == {APPLIED}
     else:
         step = way.command(modules or Path())
         assert f"rollback step {step} failed: exit status 1: " in observed, observed
