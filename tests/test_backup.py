@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from postdeploy import reference
@@ -24,6 +25,7 @@ from postdeploy.reference.backups import (
     Dumps,
     RailwayAPI,
     backup_source,
+    pg_dump,
     pgbackrest_info,
     walg_backup_list,
     walg_time_order,
@@ -322,3 +324,35 @@ def test_plain_format_dump_restores(deployment, tmp_path):
     # The scratch server is gone and the target untouched: it still answers, read-only.
     with psycopg.connect(url) as conn:
         assert conn.execute('SELECT count(*) FROM "Organization"').fetchone()[0] > 0
+
+
+def test_a_dump_with_an_extension_the_embedded_server_lacks_restores_on_the_machines_postgresql(run_suite, tmp_path):
+    """A production dump that creates uuid-ossp and pgcrypto: restored on this machine's own
+    PostgreSQL (with its own pg_restore) instead of the embedded server, which lacks them."""
+    from postdeploy.backup.restore import dump_extensions
+    from postdeploy.scratch.local import LocalPostgres, describe_server, machine_binaries
+
+    machine = machine_binaries()
+    if machine is None:
+        pytest.skip("no PostgreSQL server binaries on this machine (Debian: postgresql)")
+    target = LocalPostgres(machine)
+    try:
+        url = target.create_database("tenants")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute('CREATE EXTENSION "uuid-ossp"; CREATE EXTENSION pgcrypto;'
+                         ' CREATE TABLE "Tenant" (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(),'
+                         ' secret bytea NOT NULL DEFAULT gen_random_bytes(8));'
+                         ' INSERT INTO "Tenant" SELECT FROM generate_series(1, 25)')
+        whole = pg_dump(url, tmp_path / "whole.dump", bin_dir=machine)  # as its operators take them
+        assert {"uuid-ossp", "pgcrypto"} <= dump_extensions(whole)
+        with backup_source("healthy", Dumps(whole, whole), tmp_path / "backups") as (config, env):
+            path = tmp_path / "postdeploy.toml"
+            path.write_text(config)
+            run = run_suite("-m", "post_deploy and backup", "-k", "restore", "--postdeploy-restore-test",
+                            "--postdeploy-config", str(path), database_url=url, env=env)
+        (restore,) = run.selected
+        assert restore["outcome"] == "passed", run.output
+        assert (f" restored into {describe_server(machine)} (the embedded server lacks pgcrypto, uuid-ossp) in "
+                in restore["observed"] and "1 tables, 25 rows, as the target" in restore["observed"]), restore
+    finally:
+        target.stop()

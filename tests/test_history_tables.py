@@ -1,7 +1,9 @@
-"""The tools that cannot be installed here (Flyway, Liquibase, golang-migrate, goose, Rails) and a
-tool described in postdeploy.toml: their history tables are written exactly as each tool's
-documentation specifies, on a real server, and read by their readers; `postdeploy init` names
-each, telling the three `schema_migrations` owners apart."""
+"""The tools that cannot be installed here (Flyway, golang-migrate, goose) and a tool described
+in postdeploy.toml: their history tables are written exactly as each tool's documentation
+specifies, on a real server, and read by their readers; `postdeploy init` names each, telling
+the three `schema_migrations` owners apart. Rails, applied for real by Debian's ActiveRecord 6.1
+in tests/test_tools.py, is read here too, as a newer Rails (7.1) writes it; Liquibase, run for
+real there too, here with the rows it documents but 4.28 never writes (FAILED, an `8:` md5sum)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import psycopg
 import pytest
 
 from postdeploy.migration.release import flyway_crc32
-from postdeploy.migration.status import compare
+from postdeploy.migration.status import compare, uncompared
 from postdeploy.migration.tools import READERS, detect, reader_for
 from postdeploy.signoff.settings import MigrationSettings, load_settings
 
@@ -124,6 +126,24 @@ def test_flyway(server, tmp_path):
     assert _problems(url, "flyway", folder, required) == {
         "V1__organizations.sql": "modified after it was applied", "V2__items.sql": "failed",
         "V3__more.sql": "pending: never applied", "failed V2__items.sql": "failed", "required V2__items.sql": "missing"}
+    # `flyway repair` marks a migration whose script is gone as deleted: Flyway then knows it no more.
+    (folder / "V1__organizations.sql").write_text(ORGANIZATIONS)
+    (folder / "V3__more.sql").unlink()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE flyway_schema_history SET success = true")
+        conn.execute("INSERT INTO flyway_schema_history VALUES (3, '2', 'items', 'DELETE', 'V2__items.sql', NULL,"
+                     " 'postgres', now(), 0, true)")
+    with _taken_out(folder / "V2__items.sql"):
+        assert _problems(url, "flyway", folder) == {}
+    assert _problems(url, "flyway", folder) == {"V2__items.sql": "pending: never applied"}
+    # An undo (Flyway's U2__ script) leaves V2 undone: pending again for the next migrate.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM flyway_schema_history WHERE type = 'DELETE'")
+        conn.execute("INSERT INTO flyway_schema_history VALUES (3, '2', 'items', 'UNDO_SQL', 'U2__items.sql', 1,"
+                     " 'postgres', now(), 0, true)")
+    assert _problems(url, "flyway", folder) == {"V2__items.sql": "rolled back, never re-applied"}
+    # Against the previous release (a rollback rehearsed), the undone version is taken back, not pending.
+    assert _rolled_back(url, "flyway", folder, "V2__items.sql") == {}
 
 
 def _rolled_back(url: str, tool: str, folder: Path, taken_back: str) -> dict[str, str]:
@@ -135,38 +155,18 @@ def _rolled_back(url: str, tool: str, folder: Path, taken_back: str) -> dict[str
     return {p.migration: p.problem for p in compare(history, previous)}
 
 
-def test_flyway_undo_takes_a_version_back(server, tmp_path):
-    folder = _write(tmp_path / "sql", {"V1__organizations.sql": ORGANIZATIONS, "V2__items.sql": ITEMS})
-    url = _database(server, "flyway_undo", FLYWAY)
-    row = "INSERT INTO flyway_schema_history VALUES (%s, %s, %s, %s, %s, %s, 'postgres', now(), 4, %s)"
-    with psycopg.connect(url, autocommit=True) as conn:
-        for rank, (version, script, text) in enumerate((("1", "V1__organizations.sql", ORGANIZATIONS),
-                                                         ("2", "V2__items.sql", ITEMS)), 1):
-            conn.execute(row, (rank, version, script[4:-4], "SQL", script, int(flyway_crc32(text.encode())), True))
-        # `flyway undo` (its U2__items.sql) records the version undone; a failed undo leaves it applied.
-        conn.execute(row, (3, "2", "items", "UNDO_SQL", "U2__items.sql", 0, False))
-    assert _problems(url, "flyway", folder) == {"failed U2__items.sql": "failed",
-                                                "U2__items.sql": "failed in the database, no migration in the release"}
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(row, (4, "2", "items", "UNDO_SQL", "U2__items.sql", 0, True))
-        conn.execute("DELETE FROM flyway_schema_history WHERE installed_rank = 3")
-    assert _problems(url, "flyway", folder) == {"V2__items.sql": "rolled back, never re-applied"}
-    assert _rolled_back(url, "flyway", folder, "V2__items.sql") == {}  # taken back, not pending
-    with psycopg.connect(url, autocommit=True) as conn:  # the next migrate applies it again
-        conn.execute(row, (5, "2", "items", "SQL", "V2__items.sql", int(flyway_crc32(ITEMS.encode())), True))
-    assert _problems(url, "flyway", folder) == {}
-
-
 def test_liquibase(server, tmp_path):
     changelog = "--liquibase formatted sql\n\n--changeset ana:1\n" + ORGANIZATIONS + "\n--changeset ana:2\n" + ITEMS
     folder = _write(tmp_path / "db", {"changelog.sql": changelog})
     (tmp_path / "liquibase.properties").write_text("changeLogFile=db/changelog.sql\n")
     url = _database(server, "liquibase", LIQUIBASE)
+    # The md5sums Liquibase 4.28.0 wrote for this changelog (tests/test_tools.py proves ours equal its own).
+    written = {"1": "9:1e1f371bdba98563bf1e90baee1d6902", "2": "9:68acd42472be3237dbb68d597f4b089d"}
     with psycopg.connect(url, autocommit=True) as conn:
-        for order, id_ in enumerate(("1", "2"), 1):
+        for order, (id_, md5) in enumerate(written.items(), 1):
             conn.execute("INSERT INTO databasechangelog (id, author, filename, dateexecuted, orderexecuted, exectype,"
                          " md5sum, liquibase, deployment_id) VALUES (%s, 'ana', 'db/changelog.sql', now(), %s,"
-                         " 'EXECUTED', '9:0f1e2d3c4b5a69788796a5b4c3d2e1f0', '4.29.2', '1234567890')", (id_, order))
+                         " 'EXECUTED', %s, '4.28.0', '6600422434')", (id_, order, md5))
     assert _problems(url, "liquibase", folder) == {}
     required = _init_names(url, tmp_path, "liquibase")
     assert required == ("changelog.sql::1::ana", "changelog.sql::2::ana")
@@ -178,6 +178,33 @@ def test_liquibase(server, tmp_path):
     assert found.keys() == {"hotfix.sql::9::bo", "lock 0"}
     assert found["hotfix.sql::9::bo"] == "applied in the database, no migration in the release"
     assert "databasechangeloglock locked by deploy-7" in found["lock 0"]
+
+    # An edited changeset: its 9: md5sum no longer matches. One recorded by Liquibase before 4.22
+    # (`8:`, another normalisation) is not recomputed here, so never called edited.
+    (folder / "changelog.sql").write_text(changelog.replace("name text", "title text"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM databasechangelog WHERE id = '9'")
+        conn.execute("UPDATE databasechangeloglock SET locked = false")
+    assert _problems(url, "liquibase", folder, required) == {"changelog.sql::1::ana": "modified after it was applied"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE databasechangelog SET md5sum = '8:d6bd2ad9ff4e2b2bbd2a1bfc1d8e0b1d' WHERE id = '1'")
+        release = READERS["liquibase"].release(folder)
+        assert uncompared(READERS["liquibase"].read(conn, "public", release), release) == ["changelog.sql::1::ana"]
+        # FAILED as the documentation lists it among exectype's values (4.28 itself records no failed changeset).
+        conn.execute("UPDATE databasechangelog SET exectype = 'FAILED' WHERE id = '2'")
+    assert _problems(url, "liquibase", folder, required) == {
+        "changelog.sql::2::ana": "failed", "failed changelog.sql::2::ana": "failed", "required changelog.sql::2::ana": "missing"}
+
+    # A changeset with changelog parameters, given at run time: its sum is not recomputed either.
+    (folder / "changelog.sql").write_text(changelog + "\n--changeset ana:3\nCREATE TABLE more_${suffix} (id int);\n")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE databasechangelog SET exectype = 'EXECUTED', md5sum = %s WHERE id = '1'", (written["1"],))
+        conn.execute("INSERT INTO databasechangelog (id, author, filename, dateexecuted, orderexecuted, exectype, md5sum)"
+                     " VALUES ('3', 'ana', 'db/changelog.sql', now(), 3, 'EXECUTED', '9:00000000000000000000000000000000')")
+        release = READERS["liquibase"].release(folder)
+        assert uncompared(READERS["liquibase"].read(conn, "public", release), release) == ["changelog.sql::3::ana"]
+    assert _problems(url, "liquibase", folder, required) == {
+        "changelog.sql::2::ana": "failed", "failed changelog.sql::2::ana": "failed", "required changelog.sql::2::ana": "missing"}
 
 
 def test_golang_migrate(server, tmp_path):
@@ -265,3 +292,18 @@ def test_custom_needs_its_table_and_name_column():
         MigrationSettings(tool="custom")
     assert MigrationSettings(tool="knex").required == ()  # never the reference's Prisma names
     assert MigrationSettings().required == ("init", "add_organizations", "add_balance_table")
+
+
+def test_a_missing_history_names_the_tool_the_database_holds(server, tmp_path, run_suite):
+    """A configuration that leaves [migration] to its default (Prisma) on a goose database: the
+    failure says which history is there and what to set, not only that Prisma's is missing."""
+    url = _database(server, "goose_unset", GOOSE)
+    config = tmp_path / "unset.toml"
+    config.write_text('[tenancy]\nmodel = "none"\n')
+    run = run_suite("-m", "migration", "-k", "test_no_failed_migration", "--postdeploy-config", str(config),
+                    database_url=url)
+    (criterion,) = run.selected
+    assert criterion["outcome"] == "failed", run.output
+    assert criterion["observed"] == ("prisma history table _prisma_migrations not found; the database holds the history"
+                                     ' of goose (goose_db_version): set [migration] tool = "goose" (postdeploy init'
+                                     " writes it)"), criterion

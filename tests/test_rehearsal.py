@@ -411,3 +411,22 @@ def test_round_trip_names_what_the_rollback_left_behind(name, required, named, s
         assert [r["error"] for r in section["rows"] if r["phase"] == "forward again"] == ["", "", ""]
         assert "differs after the second forward: index ReconciliationRun.ReconciliationRun_startedAt_idx (missing)" \
             in section["lines"]
+
+
+@pytest.mark.parametrize("server", ["local"], indirect=True)
+def test_a_dump_creating_uuid_ossp_is_rehearsed_on_the_machines_postgresql(server, healthy_url, run_suite, tmp_path,
+                                                                           short_tmp, dump_bin):
+    """The embedded server lacks uuid-ossp: production's dump is restored, migrated and signed off
+    on a throwaway cluster of this machine's own PostgreSQL instead."""
+    with psycopg.connect(healthy_url, autocommit=True) as conn:
+        conn.execute(BEFORE_LAST_MIGRATION)
+        conn.execute('CREATE EXTENSION "uuid-ossp"')
+    demo_backups(healthy_url, tmp_path / "backups", bin_dir=dump_bin)
+    config = rehearsal_config(tmp_path, tmp_path / "backups", reference.MIGRATIONS_DIR,
+                              [str(reference.TRIGGER_SQL_PATH), str(reference.BACKFILL_SQL_PATH)])
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config),
+                    database_url=healthy_url, env={"TMPDIR": short_tmp})
+    assert run.exit_code == 0 and run.signoff["verdict"] == "GO", run.output
+    schema = next(c for c in run.signoff["criteria"] if c["name"] == "test_schema_matches_release")
+    assert schema["outcome"] == "passed", schema
+    assert_nothing_left(short_tmp)

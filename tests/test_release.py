@@ -221,6 +221,9 @@ def test_folder_problems_are_one_line(run_suite, tmp_path):
     config.write_text('[migration]\nfolder = "release"\nextra_sql = ["missing.sql"]\n')
     run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-config", str(config))
     assert run.exit_code == 4 and "migration.extra_sql: missing.sql is not a file inside" in run.output, run.output
+    config.write_text('[migration]\nfolder = "release"\nextra_folders = ["release"]\n')  # Prisma reads one folder
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-config", str(config))
+    assert run.exit_code == 4 and "extra_folders: prisma reads one migrations folder" in run.output, run.output
     (tmp_path / "told.json").write_text("{}")
     run = run_suite("-m", "post_deploy", "--postdeploy-target", "demo", "--postdeploy-rolled-back", str(tmp_path / "told.json"))
     assert run.exit_code == 4 and f"--postdeploy-rolled-back {tmp_path / 'told.json'}: not a file written by --postdeploy-target rehearsal" \
@@ -257,3 +260,55 @@ def test_after_migrate_steps_sql_files_and_commands(server, tmp_path):
     assert "No such file" in run_step("missing.sql", url, tmp_path).error
     (tmp_path / "typo.sql").write_text("DROP TABLE made_typo;")
     assert run_step("typo.sql", url, tmp_path).error == '[42P01] table "made_typo" does not exist'
+
+
+EXTENSIONS = {
+    "1_init": 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";\nCREATE EXTENSION IF NOT EXISTS pgcrypto;\n'
+              'CREATE TABLE "Tenant" (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(),'
+              ' secret bytea NOT NULL DEFAULT gen_random_bytes(16));\n',
+}
+
+
+def test_an_extension_the_embedded_server_lacks_is_built_on_the_machines_postgresql(run_suite, tmp_path):
+    """uuid-ossp and pgcrypto are not in the embedded wheel: by default the release is built on this
+    machine's own PostgreSQL instead, so the extension alone never fails the schema criterion."""
+    from postdeploy.scratch.local import LocalPostgres, machine_binaries, server_version
+
+    machine = machine_binaries()
+    if machine is None:
+        pytest.skip("no PostgreSQL server binaries on this machine (Debian: postgresql)")
+    target = LocalPostgres(machine)  # a target that has the extensions, as production has
+    try:
+        url = target.create_database("tenants")
+        folder = make_release(tmp_path / "release", EXTENSIONS)
+        assert [r.error for r in deploy(url, load_release(folder))] == [""]
+        env = {"POSTDEPLOY_CACHE_DIR": str(tmp_path / "cache")}
+
+        def schema_criterion(scratch_server: str):
+            config = tmp_path / f"{scratch_server.strip('/').replace('/', '-')}.toml"
+            config.write_text(f'[migration]\nfolder = "release"\nrequired = ["init"]\nscratch_server = "{scratch_server}"\n')
+            run = run_suite("-m", "post_deploy", "-k", "test_schema_matches_release", "--postdeploy-config", str(config),
+                            database_url=url, env=env, reports=f"reports-{config.stem}")
+            (criterion,) = run.selected
+            return run, criterion
+
+        run, criterion = schema_criterion("auto")
+        assert criterion["outcome"] == "passed", run.output
+        version = ".".join(map(str, server_version(machine)))
+        assert f"built on PostgreSQL {version} from {machine} (the embedded server lacks uuid-ossp)" in criterion["wanted"]
+
+        run, criterion = schema_criterion("embedded")
+        assert run.exit_code == 1 and criterion["outcome"] == "failed", run.output
+        assert 'extension "uuid-ossp" is not available' in criterion["observed"]
+        assert 'set [migration] scratch_server = "auto"' in criterion["observed"], criterion["observed"]
+
+        run, criterion = schema_criterion(str(machine))
+        assert criterion["outcome"] == "passed" and f"built on PostgreSQL {version} from {machine} in" in criterion["wanted"]
+
+        config = tmp_path / "wrong.toml"
+        config.write_text('[migration]\nscratch_server = "no-such-bin"\n')
+        run = run_suite("-m", "post_deploy", "--postdeploy-config", str(config), database_url=url, reports="wrong")
+        assert run.exit_code == 4 and f"{tmp_path / 'no-such-bin'} is not a PostgreSQL bin folder" in run.output, run.output
+        assert "Traceback" not in run.output
+    finally:
+        target.stop()

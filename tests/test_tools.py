@@ -3,8 +3,10 @@ is applied by the tool itself, `postdeploy init` names the tool, the healthy cop
 history criteria, and each planted fault fails its criterion naming the migration.
 
 The Node tools are installed once per machine into a cache outside the checkout
-($POSTDEPLOY_TOOLS_CACHE, else ~/.cache/postdeploy-tools); alembic and Django come with the
-`[test]` extra; sqitch is Debian's (`.ci/run` installs it)."""
+($POSTDEPLOY_TOOLS_CACHE, else ~/.cache/postdeploy-tools), Liquibase with them (its npm package
+ships the whole distribution, run by the machine's Java); alembic and Django come with the
+`[test]` extra; sqitch and ActiveRecord (Rails' migration engine) are Debian's (`.ci/run`
+installs them)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,13 +30,14 @@ import pytest
 from postdeploy.scratch.relay import tcp_url
 from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
 from tests.conftest import EMBEDDED_ONLY
-from postdeploy.migration.tools import READERS
+from postdeploy.migration.status import compare
+from postdeploy.migration.tools import READERS, detect
 from postdeploy.reference.backups import demo_backups
 
 PROJECTS = Path(__file__).resolve().parent / "migrations"
 TOOLS_CACHE = Path(os.environ.get("POSTDEPLOY_TOOLS_CACHE") or Path.home() / ".cache" / "postdeploy-tools")
 NPM_PACKAGES = ("drizzle-kit@0.31", "drizzle-orm@0.45", "pg@8", "knex@3", "typeorm@1", "ts-node@10", "typescript@5",
-                "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2")
+                "sequelize@6", "sequelize-cli@6", "node-pg-migrate@9", "dbmate@2", "liquibase@4.28")
 APPLIED = "test_applied_migrations_match_release"
 HISTORY_CRITERIA = ("test_no_failed_migration", "test_required_migrations_applied", APPLIED)
 SCHEMA_CRITERION = "test_schema_matches_release"
@@ -43,8 +47,8 @@ SCHEMA_CRITERION = "test_schema_matches_release"
 def node_modules() -> Path:
     """The Node tools, installed once per machine (one installer at a time)."""
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: drizzle-kit, knex, typeorm, sequelize-cli, node-pg-migrate and dbmate"
-                    " cannot be installed (install Node.js 20 with npm)")
+        pytest.skip("npm is not installed: drizzle-kit, knex, typeorm, sequelize-cli, node-pg-migrate, dbmate and"
+                    " liquibase cannot be installed (install Node.js 20 with npm)")
     TOOLS_CACHE.mkdir(parents=True, exist_ok=True)
     marker = TOOLS_CACHE / "installed.json"
     with (TOOLS_CACHE / ".lock").open("w") as lock:
@@ -74,9 +78,12 @@ class Tool:
     folder: str  # the release folder, inside the project
     command: Callable[[str, Path], tuple[list[str], dict[str, str]]]  # (url, node_modules) -> argv, environment
     node: bool = True
+    program: str = ""  # a program the tool needs on the PATH, and where it comes from (skipped without it)
+    install: str = ""
     checksums: bool = False  # the tool records one: an edited migration is caught
     migrations: str = r"\d+[-_].+"  # the migration files of the folder, in order
     failed: str = ""  # SQL that leaves what the tool leaves when a run dies midway ("": the tool leaves nothing)
+    lock: str = ""  # how the failed-migration criterion names it
     forget: str = ""  # SQL deleting the history's row of our second migration (a deleted history row)
     pending_builds: bool = True  # the migration add_pending writes changes the schema (a copy of the last, one version on)
     items: str = "items"  # the table our second migration creates
@@ -99,6 +106,11 @@ class Tool:
         first = self.files(project)[0]
         first.write_text(first.read_text() + "\n-- edited after it was applied\n")
         return first.name
+
+    def die_midway(self, project: Path, url: str, modules: Path | None) -> None:
+        """Leave in the database what a run killed midway leaves."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(self.failed)
 
 
 def _bin(name: str) -> Callable[[str, Path], tuple[list[str], dict[str, str]]]:
@@ -149,14 +161,35 @@ class TypeOrm(Tool):
 
 
 class Stem(Tool):
-    """node-pg-migrate, dbmate: the migration is named by its file without the extension."""
+    """node-pg-migrate, dbmate, Rails: the migration is named by its file without the extension."""
 
     def add_pending(self, project: Path) -> str:
         return super().add_pending(project).split(".", 1)[0]
 
     def drop_last(self, project: Path) -> str:
         name = super().drop_last(project).split(".", 1)[0]
-        return name if self.name != "dbmate" else name.split("_", 1)[0]  # dbmate records the version only
+        return name if self.name not in ("dbmate", "rails") else name.split("_", 1)[0]  # they record the version only
+
+
+class Rails(Stem):
+    def add_pending(self, project: Path) -> str:
+        """A migration class of its own: ActiveRecord refuses two migrations of one class name."""
+        (project / self.folder / "20240401000000_create_more.rb").write_text(
+            "class CreateMore < ActiveRecord::Migration[6.1]\n  def change\n    create_table :more\n  end\nend\n")
+        return "20240401000000_create_more"
+
+    def fail(self, project: Path, url: str, modules: Path | None) -> tuple[str, set[str]]:
+        """A migration that dies after creating a table: Rails keeps no failed state, and its
+        transaction is rolled back whole, so nothing is left behind. Only pending, never failed;
+        the release it belongs to cannot be built."""
+        (project / self.folder / "20240501000000_break_things.rb").write_text(
+            "class BreakThings < ActiveRecord::Migration[6.1]\n  def change\n    create_table :half_done\n"
+            '    execute "SELECT no_such_function()"\n  end\nend\n')
+        with pytest.raises(AssertionError, match="rails failed"):
+            _apply(self, project, url, modules)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('half_done')").fetchone()[0] is None
+        return "20240501000000_break_things", {APPLIED, SCHEMA_CRITERION}
 
 
 class Alembic(Tool):
@@ -201,10 +234,75 @@ class Sqitch(Tool):
         first.write_text(first.read_text() + "-- edited after it was applied\n")
         return "organizations"
 
-    def add_failing(self, project: Path) -> str:
-        """A change whose deploy fails: sqitch records a fail event for it."""
+    def fail(self, project: Path, url: str, modules: Path | None) -> tuple[str, set[str]]:
+        """A change whose deploy fails: sqitch records a fail event for it. The failed change is the
+        release's: not applied as released either; the release builds a broken schema."""
         self._plan(project, "broken", "SELECT no_such_function();\n")
-        return "broken"
+        with pytest.raises(AssertionError, match="sqitch failed"):
+            _apply(self, project, url, modules)
+        return "broken", {"test_no_failed_migration", APPLIED, SCHEMA_CRITERION}
+
+
+class Liquibase(Tool):
+    """One formatted-SQL changelog, db/changelog.sql: a migration is a changeset, recorded as
+    `changelog.sql::<id>::<author>`."""
+
+    def _changelog(self, project: Path) -> Path:
+        return project / self.folder / "changelog.sql"
+
+    def _append(self, project: Path, changeset: str) -> None:
+        with self._changelog(project).open("a") as changelog:
+            changelog.write(changeset)
+
+    def add_pending(self, project: Path) -> str:
+        self._append(project, "\n--changeset ana:4\nCREATE TABLE more (id int);\n")
+        return "changelog.sql::4::ana"
+
+    def drop_last(self, project: Path) -> str:
+        path = self._changelog(project)
+        text = path.read_bytes()  # as bytes: a changeset of ours has CRLF line endings
+        last = text.rindex(b"--changeset ")
+        path.write_bytes(text[:last])
+        author, id_ = re.match(rb"--changeset (\w+):(\w+)", text[last:]).groups()
+        return f"changelog.sql::{id_.decode()}::{author.decode()}"
+
+    def edit_first(self, project: Path) -> str:
+        path = self._changelog(project)
+        path.write_bytes(path.read_bytes().replace(b"each tenant is one row", b"one row per tenant", 1))
+        return "changelog.sql::1::ana"
+
+    def die_midway(self, project: Path, url: str, modules: Path | None) -> None:
+        """Liquibase killed while it runs a slow changeset of the next release: the lock it took,
+        and committed, before its first changeset stays held; the slow changeset is not recorded."""
+        slow = project.parent / "slow"
+        shutil.copytree(project, slow)
+        self._append(slow, "\n--changeset ana:slow\nSELECT pg_sleep(120);\n")
+        with tcp_url(url) as reachable:
+            argv, _ = self.command(reachable, modules or Path())
+            # Its own session: the shell and the java it starts are killed together, by the group's id.
+            run = subprocess.Popen(argv, cwd=slow, env={**os.environ, "DATABASE_URL": reachable}, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                said = []
+                for line in run.stdout:
+                    said.append(line)
+                    if "Running Changeset: db/changelog.sql::slow::ana" in line:
+                        break
+                else:
+                    pytest.fail(f"liquibase never ran the slow changeset: {''.join(said)[-2000:]}")
+            finally:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+                run.stdout.close()
+
+    def fail(self, project: Path, url: str, modules: Path | None) -> tuple[str, set[str]]:
+        """A changeset that fails: Liquibase stops, rolls it back and records nothing for it (it
+        never writes a FAILED row, nor one for a failOnError:false changeset). It is the release's,
+        so it is pending, and the release builds no schema; nothing says a run failed."""
+        self._append(project, "\n--changeset ana:broken\nSELECT no_such_function();\n")
+        with pytest.raises(AssertionError, match="liquibase failed"):
+            _apply(self, project, url, modules)
+        return "changelog.sql::broken::ana", {APPLIED, SCHEMA_CRITERION}
 
 
 def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
@@ -214,12 +312,31 @@ def _sqitch(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
     return ["sqitch", "deploy", f"db:pg:{parts.path.lstrip('/')}"], env
 
 
+def _activerecord_missing() -> str:
+    """Why our Rails project cannot be migrated here; "" when ActiveRecord can."""
+    if shutil.which("ruby") is None or shutil.which("rake") is None:
+        return "ruby or rake is not installed (Debian: apt-get install ruby-activerecord ruby-pg; .ci/run does)"
+    done = subprocess.run(["ruby", "-e", 'require "active_record"; require "pg"'], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode == 0:
+        return ""
+    return ("ActiveRecord or its PostgreSQL driver is not installed (Debian: apt-get install ruby-activerecord ruby-pg;"
+            f" .ci/run does): {done.stderr.strip()[-300:]}")
+
+
+def _liquibase(url: str, modules: Path) -> tuple[list[str], dict[str, str]]:
+    # Liquibase takes a JDBC URL and the user apart: the shell cuts both from DATABASE_URL
+    # (postgresql://user@127.0.0.1:port/db), so one command serves our run and [migration] apply.
+    script = 'user=${DATABASE_URL%%@*}; exec "$0" update --url="jdbc:postgresql://${DATABASE_URL#*@}" --username="${user##*/}"'
+    return ["sh", "-c", script, str(modules / "liquibase" / "dist" / "liquibase" / "liquibase")], {}
+
+
 def _newest(table: str, order: str = "id") -> str:
     return f"DELETE FROM {table} WHERE {order} = (SELECT max({order}) FROM {table})"
 
 
 TOOLS = {t.name: t for t in (
-    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1",
+    Tool("knex", "migrations", _bin("knex"), failed="UPDATE knex_migrations_lock SET is_locked = 1", lock="is_locked",
          forget=_newest("knex_migrations")),
     Drizzle("drizzle", "drizzle", _bin("drizzle-kit"), checksums=True, forget=_newest("drizzle.__drizzle_migrations")),
     TypeOrm("typeorm", "migrations", lambda url, m: ([str(m / ".bin" / "typeorm-ts-node-commonjs"), "migration:run",
@@ -237,15 +354,21 @@ TOOLS = {t.name: t for t in (
             forget="DELETE FROM alembic_version", pending_builds=False),
     Django("django", ".", lambda url, m: ([sys.executable, "manage.py", "migrate"], {}), node=False,
            items="inventory_item", forget="DELETE FROM django_migrations WHERE app = 'inventory' AND name = '0002_items'"),
-    Sqitch("sqitch", ".", _sqitch, node=False, checksums=True,
-           forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
+    Sqitch("sqitch", ".", _sqitch, node=False, program="sqitch", install="Debian: apt-get install sqitch; .ci/run does",
+           checksums=True, forget="DELETE FROM sqitch.changes WHERE change = 'items'"),
+    Liquibase("liquibase", "db", _liquibase, program="java", install="Liquibase runs on Java 11 or later: Debian's"
+              " default-jre-headless; .ci/run installs it", checksums=True, forget=_newest("databasechangelog", "orderexecuted"),
+              lock="databasechangeloglock locked by"),
+    # ActiveRecord itself, as `bin/rails db:migrate` runs it (our Rakefile); it keeps no checksum nor failed state.
+    Rails("rails", "db/migrate", lambda url, m: (["rake", "db:migrate"], {}), node=False,
+          forget=_newest("schema_migrations", "version")),
 )}
 
 
-def _apply(tool: Tool, project: Path, url: str, modules: Path | None) -> None:
+def _apply(tool: Tool, project: Path, url: str, modules: Path | None, **more_env: str) -> None:
     with tcp_url(url) as url:  # as the suite gives it to [migration] apply
         argv, extra = tool.command(url, modules or Path())
-        env = {**os.environ, "DATABASE_URL": url, **extra}
+        env = {**os.environ, "DATABASE_URL": url, **extra, **more_env}
         if modules is not None:
             env["NODE_PATH"] = str(modules)  # our projects have no node_modules of their own
         done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300)
@@ -270,13 +393,18 @@ def _failed(criteria: dict[str, dict]) -> set[str]:
 @pytest.mark.parametrize("name", list(TOOLS))
 def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_suite, request):
     tool = TOOLS[name]
-    if tool.name == "sqitch" and shutil.which("sqitch") is None:
-        pytest.skip("sqitch is not installed (Debian: apt-get install sqitch; .ci/run does)")
+    if tool.program and shutil.which(tool.program) is None:
+        pytest.skip(f"{tool.program} is not installed ({tool.install})")
+    if tool.name == "rails" and (missing := _activerecord_missing()):
+        pytest.skip(missing)
     modules = request.getfixturevalue("node_modules") if tool.node else None
     project = tmp_path / "project"
     shutil.copytree(PROJECTS / name, project)
     url = server.create_database(name.replace("-", "_"))
     _apply(tool, project, url, modules)
+    if "schema_migrations" in READERS[name].tables:  # three tools name their table so: one owner, told apart
+        with psycopg.connect(url) as conn:
+            assert [r.tool for r in detect(conn, "public")] == [name]
 
     done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
@@ -330,22 +458,93 @@ def test_a_real_tool_is_read_and_its_faults_caught(name, server, tmp_path, run_s
     assert _failed(criteria) == {"test_required_migrations_applied", APPLIED}, run.output
     assert "pending: never applied" in _text(criteria[APPLIED]), run.output
 
-    if isinstance(tool, Sqitch):  # the real tool fails a change, and says so in its history
-        broken = tool.add_failing(project)
-        with pytest.raises(AssertionError, match="sqitch failed"):
-            _apply(tool, project, url, modules)
-        # The failed change is the release's: not applied as released either; the release builds a broken schema.
-        wanted_failed = {"test_no_failed_migration", APPLIED, SCHEMA_CRITERION}
-    elif tool.failed:  # what the tool leaves behind when its run dies midway: a lock, no migration row
-        broken = "is_locked"
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(tool.failed)
-        wanted_failed = {"test_no_failed_migration"}
-    else:
-        return
-    run, criteria = _criteria(run_suite, project, url, "failed", env)
-    assert _failed(criteria) == wanted_failed, run.output
-    assert broken in _text(criteria["test_no_failed_migration"]), run.output
+    if tool.lock:  # what the tool leaves behind when its run dies midway: a lock, no migration row
+        locked = server.create_database(f"{name.replace('-', '_')}_locked", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+        tool.die_midway(project, locked, modules)
+        run, criteria = _criteria(run_suite, project, locked, "locked", env)
+        assert _failed(criteria) == {"test_no_failed_migration"}, run.output
+        assert tool.lock in _text(criteria["test_no_failed_migration"]), run.output
+
+    if isinstance(tool, (Sqitch, Liquibase, Rails)):  # the real tool fails a change of the release
+        broken, wanted_failed = tool.fail(project, url, modules)
+        run, criteria = _criteria(run_suite, project, url, "failed", env)
+        assert _failed(criteria) == wanted_failed, run.output
+        for criterion in wanted_failed & set(HISTORY_CRITERIA):
+            assert broken in _text(criteria[criterion]), (criterion, run.output)
+        if "test_no_failed_migration" not in wanted_failed:  # a tool that records no failure: only pending
+            assert "pending: never applied" in _text(criteria[APPLIED]), run.output
+        if isinstance(tool, Rails):  # the server's own error is named, not only rake's task trace after it
+            assert "PG::UndefinedFunction" in _text(criteria[SCHEMA_CRITERION]), _text(criteria[SCHEMA_CRITERION])
+
+
+# A second changelog of ours, formatted as Liquibase allows: a byte-order mark, a quoted author and
+# id, a comment after a statement, a line of blanks, two statements on a line, a dollar-quoted
+# body with a tab, a rollback line, lines hidden by --ignoreLines, letters beyond ASCII.
+LIQUIBASE_EDGES = (
+    "\ufeff--liquibase formatted sql\n\n"
+    '--changeset "ana maria":"edge 1"\n'
+    "CREATE TABLE gadgets (id int);   -- a comment after the statement\n   \n"
+    "INSERT INTO gadgets VALUES (1);INSERT INTO gadgets VALUES (2);\n\n"
+    "--ChangeSet bo:edge-2 splitStatements:false\n"
+    "CREATE FUNCTION gadget_count() RETURNS bigint LANGUAGE plpgsql AS $$\nBEGIN\n\tRETURN (SELECT count(*) FROM gadgets);\nEND\n$$;\n"
+    "--rollback DROP FUNCTION gadget_count();\n\n"
+    "--changeset bo:edge-3\n"
+    "--ignoreLines:start\nLiquibase never reads these lines\n--ignoreLines:end\n--ignoreLines:1\nnor this one\n"
+    "COMMENT ON TABLE gadgets IS 'caf\u00e9 \u00fcn\u00efcode';\n"
+)
+
+
+def test_liquibase_md5sum_is_the_one_liquibase_writes(server, tmp_path, node_modules, run_suite):
+    """Each changeset's md5sum as we compute it is the one Liquibase itself wrote, for our
+    project's changelog (comments, blank lines, a tab, CRLF, several statements, rollback lines and
+    block, a precondition) and for LIQUIBASE_EDGES. An edit Liquibase rejects (a comment reworded)
+    we call edited; one it accepts (the blanks of a line) we do not. An older md5sum is not compared."""
+    tool = TOOLS["liquibase"]
+    if shutil.which(tool.program) is None:
+        pytest.skip(f"{tool.program} is not installed ({tool.install})")
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "liquibase", project)
+    edges = project / "db" / "edges.sql"
+    edges.write_bytes(LIQUIBASE_EDGES.encode())
+    url = server.create_database("liquibase_md5")
+    _apply(tool, project, url, node_modules)
+    _apply(tool, project, url, node_modules, LIQUIBASE_COMMAND_CHANGELOG_FILE="db/edges.sql")
+
+    reader = READERS["liquibase"]
+
+    def problems() -> dict[str, str]:
+        with psycopg.connect(url) as conn:
+            history = reader.read(conn, "public", None)
+        return {p.migration: p.problem for p in compare(history, reader.release(project / "db"))}
+
+    with psycopg.connect(url) as conn:
+        written = dict(conn.execute("SELECT id, md5sum FROM databasechangelog").fetchall())
+    ours = {m.name.split("::")[1]: m.checksum for m in reader.release(project / "db").migrations}
+    assert len(written) == 6 and all(v.startswith("9:") for v in written.values()), written
+    assert ours == written
+    assert problems() == {}
+
+    # The blanks of a line: Liquibase runs nothing and fails nothing, and nothing is edited.
+    edges.write_bytes(LIQUIBASE_EDGES.replace("(id int);   --", "( id  int );\t--").encode())
+    _apply(tool, project, url, node_modules, LIQUIBASE_COMMAND_CHANGELOG_FILE="db/edges.sql")
+    assert problems() == {}
+    # A reworded comment: Liquibase refuses to run (a changeset's check sum changed), and we name it.
+    edges.write_bytes(LIQUIBASE_EDGES.replace("a comment after", "a remark after").encode())
+    with pytest.raises(AssertionError, match="check ?sum"):
+        _apply(tool, project, url, node_modules, LIQUIBASE_COMMAND_CHANGELOG_FILE="db/edges.sql")
+    assert problems() == {"edges.sql::edge 1::ana maria": "modified after it was applied"}
+
+    # A row Liquibase wrote before 4.22 (`8:`) is not compared, and the criterion says so.
+    edges.unlink()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM databasechangelog WHERE filename = 'db/edges.sql'")
+        conn.execute("UPDATE databasechangelog SET md5sum = '8:d6bd2ad9ff4e2b2bbd2a1bfc1d8e0b1d' WHERE id = '1'")
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    run, criteria = _criteria(run_suite, project, url, "md5-8")
+    assert criteria[APPLIED]["outcome"] == "passed", run.output
+    assert "checksum not compared for 1: changelog.sql::1::ana" in criteria[APPLIED]["observed"], run.output
 
 
 def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_suite, node_modules):
@@ -504,10 +703,11 @@ def _rehearse_the_way_back(name: str, down_name: str, server, tmp_path: Path, ru
 
 
 def _way_back_tools(name: str, request: pytest.FixtureRequest) -> Path | None:
-    """The Node tools' folder for a Node tool; a skip when sqitch is not installed."""
-    if name == "sqitch" and shutil.which("sqitch") is None:
-        pytest.skip("sqitch is not installed (Debian: apt-get install sqitch; .ci/run does)")
-    return request.getfixturevalue("node_modules") if TOOLS[name].node else None
+    """The Node tools' folder for a Node tool; a skip when the tool's program is not installed."""
+    tool = TOOLS[name]
+    if tool.program and shutil.which(tool.program) is None:
+        pytest.skip(f"{tool.program} is not installed ({tool.install})")
+    return request.getfixturevalue("node_modules") if tool.node else None
 
 
 @pytest.mark.parametrize("name", list(WAYS_BACK))
@@ -569,3 +769,80 @@ def test_another_tools_faulty_rollback_is_no_go(name, fault, server, tmp_path, r
         assert 'column "planned" of relation "organizations" does not exist' in observed, observed
         assert "rolled-back sign-off: not run (a rollback step failed)" in section["lines"]
         assert not (run.folder / "rolled-back").exists()
+
+
+def test_an_extension_a_node_error_names_first_still_builds_on_the_machines_postgresql(tmp_path, run_suite, node_modules):
+    """A Node migrate script that lets the driver's error go unhandled prints the message first,
+    then the error's fields and Node's version: the missing extension is named on the first line
+    only, and the release is still built on this machine's PostgreSQL."""
+    from postdeploy.scratch.local import LocalPostgres, machine_binaries
+
+    machine = machine_binaries()
+    if machine is None:
+        pytest.skip("no PostgreSQL server binaries on this machine (Debian: postgresql)")
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "knex", project)
+    (project / "migrations" / "20240301000000_keys.js").write_text(
+        "exports.up = (knex) => knex.raw('CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\"').then(() =>\n"
+        "  knex.schema.createTable(\"keys\", (t) => { t.uuid(\"id\").primary().defaultTo(knex.raw(\"uuid_generate_v4()\")); }));\n"
+        "exports.down = (knex) => knex.schema.dropTable(\"keys\");\n")
+    (project / "migrate.js").write_text(  # no catch: Node prints the rejection whole and exits 1
+        "require('knex')(require('./knexfile.js')).migrate.latest().then(() => process.exit(0));\n")
+    target = LocalPostgres(machine)  # a target that has the extension, as production has
+    try:
+        url = target.create_database("keys")
+        with tcp_url(url) as reachable:
+            done = subprocess.run(["node", "migrate.js"], cwd=project, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "DATABASE_URL": reachable, "NODE_PATH": str(node_modules)})
+        assert done.returncode == 0, done.stderr
+        done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+        assert done.returncode == 0, done.stderr
+        config = project / "postdeploy.toml"
+        config.write_text(config.read_text().replace("[migration]\n", '[migration]\napply = "node migrate.js"\n', 1))
+        env = {"NODE_PATH": str(node_modules), "POSTDEPLOY_CACHE_DIR": str(tmp_path / "cache")}
+        run, criteria = _criteria(run_suite, project, url, "extension", env)
+        assert criteria[SCHEMA_CRITERION]["outcome"] == "passed", run.output
+        assert "(the embedded server lacks uuid-ossp)" in criteria[SCHEMA_CRITERION]["wanted"], run.output
+    finally:
+        target.stop()
+
+
+def test_a_data_source_listing_two_folders_is_one_release(server, tmp_path, run_suite, node_modules):
+    """A TypeORM data source listing a folder per database and a shared one: init takes the folder
+    holding the applied migrations (not migration/mysql, first by name) and proposes the shared
+    one as extra_folders; read together they pass, and a deleted row of the shared folder's
+    migration is caught. Without extra_folders, its migration would be called unknown."""
+    tool = TOOLS["typeorm"]
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / "typeorm_folders", project)
+    url = server.create_database("typeorm_folders")
+    _apply(tool, project, url, node_modules)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    config = project / "postdeploy.toml"
+    written = config.read_text()
+    assert 'folder = "migration/postgres"' in written and "(also: migration/mysql)" in written, written
+    assert 'extra_folders = ["migration/shared"]' in written and "holds the applied WorkspaceSlugs1705000000000" in written, written
+
+    argv, env = tool.command("", node_modules)
+    env |= {"NODE_PATH": str(node_modules)}
+    written = written.replace("[migration]\n", f"[migration]\napply = {json.dumps(shlex.join(argv))}\n", 1)
+    config.write_text(written)
+    run, criteria = _criteria(run_suite, project, url, "healthy", env)
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: criteria[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), run.output
+    assert "the 3 migrations of postgres/ and shared/ applied" in criteria[APPLIED]["wanted"], run.output
+
+    forgotten = server.create_database("typeorm_folders_forgot", template=urlsplit(url).path.lstrip("/").removeprefix(server.prefix))
+    with psycopg.connect(forgotten, autocommit=True) as conn:
+        conn.execute("DELETE FROM migrations WHERE name = 'WorkspaceSlugs1705000000000'")
+    run, criteria = _criteria(run_suite, project, forgotten, "forgotten", env)
+    assert _failed(criteria) == {"test_required_migrations_applied", APPLIED}, run.output
+    assert "WorkspaceSlugs1705000000000" in _text(criteria[APPLIED]) and "pending: never applied" in run.output, run.output
+
+    config.write_text(written.replace('extra_folders = ["migration/shared"]\n', ""))
+    run, criteria = _criteria(run_suite, project, url, "one-folder", env)
+    assert _failed(criteria) == {APPLIED}, run.output
+    assert "no migration in the release" in _text(criteria[APPLIED]) and "WorkspaceSlugs1705000000000" in _text(criteria[APPLIED])

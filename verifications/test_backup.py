@@ -158,7 +158,7 @@ def test_restore_latest_backup(backups, restore_requested, scratch_server, rehea
     signoff.check(
         not problems and timing.within(rto),
         wanted=wanted,
-        observed=f"{newest.id} restored into the {scratch_server.into} server in {timing.seconds:.1f} s"
+        observed=f"{newest.id} restored into {result.server} in {timing.seconds:.1f} s"
         f" ({timing.seconds / 60:.3g} min; dump {size(timing.dump_bytes)}, {timing.rows} rows); "
         + (
             f"{len(problems)} table(s) short: " + ", ".join(f"{p.table} {p.verdict}" for p in problems)
