@@ -142,6 +142,17 @@ def test_flyway(server, tmp_path):
         conn.execute("INSERT INTO flyway_schema_history VALUES (3, '2', 'items', 'UNDO_SQL', 'U2__items.sql', 1,"
                      " 'postgres', now(), 0, true)")
     assert _problems(url, "flyway", folder) == {"V2__items.sql": "rolled back, never re-applied"}
+    # Against the previous release (a rollback rehearsed), the undone version is taken back, not pending.
+    assert _rolled_back(url, "flyway", folder, "V2__items.sql") == {}
+
+
+def _rolled_back(url: str, tool: str, folder: Path, taken_back: str) -> dict[str, str]:
+    """What the history criterion says of a rolled-back copy, against the previous release: the
+    release without `taken_back` (as a rollback rehearsal signs it off)."""
+    previous = READERS[tool].release(folder).without((taken_back,))
+    with psycopg.connect(url, autocommit=True) as conn:
+        history = READERS[tool].read(conn, "public", previous)
+    return {p.migration: p.problem for p in compare(history, previous)}
 
 
 def test_liquibase(server, tmp_path):
@@ -211,6 +222,15 @@ def test_golang_migrate(server, tmp_path):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE schema_migrations SET version = 3, dirty = true")
     assert _problems(url, "golang-migrate", folder, required) == {"3_more": "dirty", "failed 3_more": "dirty"}
+    # A rollback rehearsed: `migrate down 1` moves the version back; one that does not leaves it applied.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET version = 3, dirty = false")
+    assert _rolled_back(url, "golang-migrate", folder, "3_more") == {
+        "3_more": "applied in the database after the rollback: schema_migrations must no longer record it as applied"
+                  " (the tool's own way back takes it out), or the next deploy skips it"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET version = 2")
+    assert _rolled_back(url, "golang-migrate", folder, "3_more") == {}
 
 
 def test_goose(server, tmp_path):
@@ -227,6 +247,8 @@ def test_goose(server, tmp_path):
         conn.execute("INSERT INTO goose_db_version (version_id, is_applied) VALUES (2, false)")
     assert _problems(url, "goose", folder, required) == {"00002_items": "rolled back, never re-applied",
                                                          "required 00002_items": "missing"}
+    # Against the previous release (a rollback rehearsed), the row marked not applied is the way back, named.
+    assert _rolled_back(url, "goose", folder, "00002_items") == {}
 
 
 def test_rails(server, tmp_path):

@@ -29,6 +29,7 @@ import pytest
 
 from postdeploy.scratch.relay import tcp_url
 from tests.test_rehearsal import dump_bin  # noqa: F401  (a fixture: the server's own pg_dump)
+from tests.conftest import EMBEDDED_ONLY
 from postdeploy.migration.status import compare
 from postdeploy.migration.tools import READERS, detect
 from postdeploy.reference.backups import demo_backups
@@ -609,6 +610,165 @@ def test_a_rehearsal_applies_another_tools_release_with_its_own_command(server, 
     assert f"{newest.name} (`{command}`): " in observed, observed  # the pending migration, applied and timed
     with psycopg.connect(url) as conn:  # the target is untouched: production still has the one migration
         assert conn.execute("SELECT count(*) FROM knex_migrations").fetchone()[0] == 1
+
+
+# The way back for another tool than Prisma: the release's newest migration adds a column to
+# organizations, and the tool's own down command takes it back. (tool -> the migration as the
+# history names it, how it is written, its down, the faulty downs, the commands.)
+@dataclass(frozen=True)
+class WayBack:
+    taken_back: str  # the release's newest migration, as the history names it
+    write: Callable[[Path, str], None]  # writes it into the project, given the body of its way down
+    healthy: str
+    leaves_column: str  # forgets to drop what up added
+    fails: str  # an error in the way down
+    command: Callable[[Path], str]  # the rollback step, given node_modules
+    apply: str = ""  # [migration] apply where it is not the command production ran (that one is)
+    # A rollback by hand that drops the column but leaves the history saying the migration is applied.
+    keeps_history: str = "ALTER TABLE organizations DROP COLUMN plan;\n"
+
+
+def _knex_plan(project: Path, down: str) -> None:
+    (project / "migrations" / "20240301000000_plan.js").write_text(
+        'exports.up = (knex) => knex.schema.alterTable("organizations", (t) => { t.text("plan"); });\n'
+        f"exports.down = {down};\n")
+
+
+def _alembic_plan(project: Path, down: str) -> None:
+    (project / "alembic" / "versions" / "c3_plan.py").write_text(
+        'from alembic import op\n\nrevision = "c3d4e5f6a1b2"\ndown_revision = "b2c3d4e5f6a1"\n\n\n'
+        'def upgrade() -> None:\n    op.execute("ALTER TABLE organizations ADD COLUMN plan text")\n\n\n'
+        f"def downgrade() -> None:\n    {down}\n")
+
+
+def _sqitch_plan(project: Path, down: str) -> None:
+    (project / "deploy" / "plan.sql").write_text("ALTER TABLE organizations ADD COLUMN plan text;\n")
+    (project / "revert" / "plan.sql").write_text(down)
+    with (project / "sqitch.plan").open("a") as plan:
+        plan.write("plan [items] 2024-03-01T00:00:00Z Our Tests <tests@example.invalid> # the plan column\n")
+
+
+WAYS_BACK = {
+    "knex": WayBack("20240301000000_plan.js", _knex_plan,
+                    '(knex) => knex.schema.alterTable("organizations", (t) => { t.dropColumn("plan"); })',
+                    "async () => {}", '(knex) => knex.raw("ALTER TABLE organizations DROP COLUMN planned")',
+                    lambda modules: f"{modules / '.bin' / 'knex'} migrate:rollback"),
+    "alembic": WayBack("c3d4e5f6a1b2", _alembic_plan, 'op.execute("ALTER TABLE organizations DROP COLUMN plan")',
+                       "pass", 'op.execute("ALTER TABLE organizations DROP COLUMN planned")',
+                       lambda modules: f"{sys.executable} -m alembic downgrade -1"),
+    # A folder of plain SQL: the previous release is built on the scratch server, not read from the copy.
+    "sqitch": WayBack("plan", _sqitch_plan, "ALTER TABLE organizations DROP COLUMN plan;\n", "SELECT 1;\n",
+                      "ALTER TABLE organizations DROP COLUMN planned;\n",
+                      lambda modules: 'sqitch revert -y --to @HEAD^ "db:$DATABASE_URL"',
+                      apply='sqitch deploy "db:$DATABASE_URL"'),
+}
+
+
+def _rehearse_the_way_back(name: str, down_name: str, server, tmp_path: Path, run_suite, modules: Path | None, short_tmp: str,
+                           dump_bin, *, rehearsal: str = ""):
+    """Production runs our project; the release adds the plan column; the rehearsal restores the
+    newest backup, applies the release with the tool's command, then the tool's own rollback."""
+    tool, way = TOOLS[name], WAYS_BACK[name]
+    down = way.healthy if down_name == "keeps_history" else getattr(way, down_name)
+    project = tmp_path / "project"
+    shutil.copytree(PROJECTS / name, project)
+    url = server.create_database(f"{name}_way_back_{down_name}")
+    _apply(tool, project, url, modules)
+    done = subprocess.run([sys.executable, "-m", "postdeploy.cli", "init"], cwd=project, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "DATABASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    way.write(project, down)  # the release: one migration more
+    demo_backups(url, tmp_path / "backups", bin_dir=dump_bin)
+    argv, extra = tool.command("", modules or Path())
+    apply = way.apply or shlex.join(argv)
+    step = way.command(modules or Path())
+    if down_name == "keeps_history":
+        (project / "drop_plan.sql").write_text(way.keeps_history)
+        step = "drop_plan.sql"
+    config = project / "postdeploy.toml"
+    # Our projects are not multi-tenant applications (no index on org_id): their tenancy is declared absent.
+    written = config.read_text().replace('model = "row"', 'model = "none"', 1)
+    config.write_text(written.replace("[migration]\n", f"[migration]\napply = {json.dumps(apply)}\n", 1)
+                      + f'\n[backup]\nprovider = "directory"\n\n[backup.directory]\npath = "{tmp_path / "backups"}"\n'
+                      f"\n[rehearsal]\nrollback = [{json.dumps(step)}]\n{rehearsal}\n"
+                      '\n[signoff]\nrequired_areas = ["migration"]\n')
+    env = {"TMPDIR": short_tmp, **({} if way.apply else extra), **({"NODE_PATH": str(modules)} if modules else {})}
+    run = run_suite("-m", "post_deploy", "--postdeploy-target", "rehearsal", "--postdeploy-config", str(config),
+                    database_url=url, env=env)
+    with psycopg.connect(url) as conn:  # the target is untouched: production has no plan column
+        assert not conn.execute("SELECT 1 FROM information_schema.columns WHERE column_name = 'plan'").fetchall()
+    criterion = next(c for c in run.signoff["criteria"] if c["name"] == "test_rollback_rehearsed")
+    (section,) = run.signoff["sections"]
+    return run, criterion, section
+
+
+def _way_back_tools(name: str, request: pytest.FixtureRequest) -> Path | None:
+    """The Node tools' folder for a Node tool; a skip when the tool's program is not installed."""
+    tool = TOOLS[name]
+    if tool.program and shutil.which(tool.program) is None:
+        pytest.skip(f"{tool.program} is not installed ({tool.install})")
+    return request.getfixturevalue("node_modules") if tool.node else None
+
+
+@pytest.mark.parametrize("name", list(WAYS_BACK))
+def test_another_tools_rollback_is_rehearsed_and_signed_off_go(name, server, tmp_path, run_suite, short_tmp, dump_bin,
+                                                              request):
+    """The tool's own down command takes the release back on the copy: the copy signs off GO
+    against the previous release (its schema: the restored copy before the forward; its history:
+    the taken-back migration gone, not pending), and the release applies again."""
+    modules, way = _way_back_tools(name, request), WAYS_BACK[name]
+    run, criterion, section = _rehearse_the_way_back(name, "healthy", server, tmp_path, run_suite, modules, short_tmp,
+                                                     dump_bin, rehearsal="round_trip = true")
+    assert criterion["outcome"] == "passed", (criterion, run.output)
+    assert run.exit_code == 0 and run.signoff["verdict"] == "GO", run.output
+    assert section["status"] == "GO", section
+    lines = "\n".join(section["lines"])
+    assert f"taking back {way.taken_back}" in lines, lines
+    restored = "the previous release's schema: the restored copy before the forward"
+    assert (restored in lines) is not READERS[name].plain_sql, lines  # code: its command cannot build the previous release
+    assert "round trip: the release applied again (1 migration(s), 0 after_migrate step(s)) and built the schema" in lines
+    assert [row["phase"] for row in section["rows"]] == ["rollback", "forward again"], section["rows"]
+    copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+    outcomes = {c["name"]: c for c in copy["criteria"]}
+    wanted = (*HISTORY_CRITERIA, SCHEMA_CRITERION)
+    assert {n: outcomes[n]["outcome"] for n in wanted} == dict.fromkeys(wanted, "passed"), copy["criteria"]
+    built = outcomes[SCHEMA_CRITERION]["wanted"]
+    assert (f"({restored})" in built) is not READERS[name].plain_sql, built
+    assert outcomes["test_no_rows_lost"]["outcome"] == "passed", copy["criteria"]
+    assert copy["verdict"] == "GO", copy["summary"]
+
+
+@EMBEDDED_ONLY
+@pytest.mark.parametrize("name, fault", [(n, f) for n in ("knex", "alembic") for f in ("leaves_column", "keeps_history", "fails")]
+                         + [("sqitch", "leaves_column")])
+def test_another_tools_faulty_rollback_is_no_go(name, fault, server, tmp_path, run_suite, short_tmp, dump_bin, request):
+    """A down that forgets the column it should drop: the copy's schema criterion names it; a
+    rollback that leaves the tool's history saying the migration is applied: the folder criterion
+    names it (the next deploy would skip it); a down that fails: the step is named with the tool's
+    error, and the copy is not signed off."""
+    modules, way = _way_back_tools(name, request), WAYS_BACK[name]
+    run, criterion, section = _rehearse_the_way_back(name, fault, server, tmp_path, run_suite, modules,
+                                                     short_tmp, dump_bin)
+    assert criterion["outcome"] == "failed" and section["status"] == "NO-GO", (criterion, run.output)
+    assert run.exit_code == 1 and run.outcomes("failed") == {"test_rollback_rehearsed"}, run.output  # forward: GO
+    observed = criterion["observed"]
+    if fault == "leaves_column":
+        assert "the rolled-back copy's sign-off is NO-GO" in observed, observed
+        assert f"{SCHEMA_CRITERION}: 1 extra (column organizations.plan extra)" in observed, observed
+        copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+        assert {c["name"] for c in copy["criteria"] if c["outcome"] == "failed"} == {SCHEMA_CRITERION}
+    elif fault == "keeps_history":
+        table = READERS[name].tables[0]
+        assert f"{APPLIED}: 1 differ ({way.taken_back} applied in the database after the rollback: {table} must no longer" \
+               " record it as applied" in observed, observed
+        copy = json.loads(next((run.folder / "rolled-back").glob("env-*/sign-off.json")).read_text())
+        assert {c["name"] for c in copy["criteria"] if c["outcome"] == "failed"} == {APPLIED}
+    else:
+        step = way.command(modules or Path())
+        assert f"rollback step {step} failed: exit status 1: " in observed, observed
+        assert 'column "planned" of relation "organizations" does not exist' in observed, observed
+        assert "rolled-back sign-off: not run (a rollback step failed)" in section["lines"]
+        assert not (run.folder / "rolled-back").exists()
 
 
 def test_an_extension_a_node_error_names_first_still_builds_on_the_machines_postgresql(tmp_path, run_suite, node_modules):

@@ -3,7 +3,8 @@
 import pytest
 
 from postdeploy.migration.drift import compare as compare_schema, describe as describe_schema
-from postdeploy.migration.plugin import NOT_CONFIGURED, history_tables
+from postdeploy.migration.build import history_tables
+from postdeploy.migration.plugin import NOT_CONFIGURED
 from postdeploy.migration.release import ReleaseError
 from postdeploy.migration.status import compare as compare_status, uncompared
 from postdeploy.migration.tools import missing_history, reader_for
