@@ -57,7 +57,8 @@ def _write(folder: Path, files: dict[str, str]) -> Path:
 
 
 def _database(server, name: str, ddl: str) -> str:
-    url = server.create_database(name)
+    # Named apart from the real-tool tests' databases (tests/test_tools.py), which share the server.
+    url = server.create_database(f"documented_{name}")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(ORGANIZATIONS + ITEMS)
         conn.execute(ddl)
