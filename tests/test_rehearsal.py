@@ -329,6 +329,7 @@ def test_rolled_back_copy_is_signed_off_within_the_runs_selection(selection, cop
     assert not {c["name"] for c in copy["criteria"]} & APP_CRITERIA
 
 
+@EMBEDDED_ONLY  # the way back's logic does not depend on the server; the complete rollback runs on each
 @pytest.mark.parametrize("name, failed, named", [
     ("forgets_function", "test_schema_matches_release", "function apply_stock_movement() extra"),
     ("deletes_movements", "test_no_rows_lost", "StockMovement (all rows)"),
@@ -353,6 +354,7 @@ def test_incomplete_rollback_is_no_go(name, failed, named, server, healthy_url, 
         assert failing["evidence"][0]["table"] == "StockMovement" and failing["evidence"][0]["lost"] == "3", failing
 
 
+@EMBEDDED_ONLY  # the way back's logic does not depend on the server; the complete rollback runs on each
 def test_failing_rollback_step_is_no_go_naming_the_step_and_the_error(server, healthy_url, run_suite, tmp_path,
                                                                       short_tmp, dump_bin):
     # With an RTO no restore meets: the restore criterion fails too, showing the time observed.
@@ -383,6 +385,7 @@ def test_failing_rollback_step_is_no_go_naming_the_step_and_the_error(server, he
     assert "Restore time of the newest backup" in history and "RTO (backup.max_restore_minutes)" in history
 
 
+@EMBEDDED_ONLY  # the way back's logic does not depend on the server; the complete rollback runs on each
 @pytest.mark.parametrize("name, required, named", [
     ("leaves_table", True, "round trip: the second forward failed: migration 20240301000000_add_balance_table: [42P07]"
                            ' relation "InventoryBalance" already exists'),

@@ -494,6 +494,7 @@ LIQUIBASE_EDGES = (
 )
 
 
+@EMBEDDED_ONLY
 def test_liquibase_md5sum_is_the_one_liquibase_writes(server, tmp_path, node_modules, run_suite):
     """Each changeset's md5sum as we compute it is the one Liquibase itself wrote, for our
     project's changelog (comments, blank lines, a tab, CRLF, several statements, rollback lines and
@@ -547,6 +548,7 @@ def test_liquibase_md5sum_is_the_one_liquibase_writes(server, tmp_path, node_mod
     assert "checksum not compared for 1: changelog.sql::1::ana" in criteria[APPLIED]["observed"], run.output
 
 
+@EMBEDDED_ONLY
 def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_suite, node_modules):
     """Knex's tableName: init finds the table by its columns and writes it; the criteria read it,
     and the lock knex names after it."""
@@ -574,6 +576,7 @@ def test_a_renamed_history_table_is_found_by_its_columns(server, tmp_path, run_s
     assert "app_migrations_lock is_locked = 1" in _text(criteria["test_no_failed_migration"]), run.output
 
 
+@EMBEDDED_ONLY
 def test_a_rehearsal_applies_another_tools_release_with_its_own_command(server, tmp_path, run_suite, node_modules,
                                                                          short_tmp, dump_bin):
     """--postdeploy-target rehearsal on a Knex release: the newest backup restored, the pending
@@ -710,6 +713,7 @@ def _way_back_tools(name: str, request: pytest.FixtureRequest) -> Path | None:
     return request.getfixturevalue("node_modules") if tool.node else None
 
 
+@EMBEDDED_ONLY
 @pytest.mark.parametrize("name", list(WAYS_BACK))
 def test_another_tools_rollback_is_rehearsed_and_signed_off_go(name, server, tmp_path, run_suite, short_tmp, dump_bin,
                                                               request):
@@ -808,6 +812,7 @@ def test_an_extension_a_node_error_names_first_still_builds_on_the_machines_post
         target.stop()
 
 
+@EMBEDDED_ONLY
 def test_a_data_source_listing_two_folders_is_one_release(server, tmp_path, run_suite, node_modules):
     """A TypeORM data source listing a folder per database and a shared one: init takes the folder
     holding the applied migrations (not migration/mysql, first by name) and proposes the shared
